@@ -1,0 +1,311 @@
+"""A linear-chain conditional random field for Keras 3.
+
+Lafferty et al. (2001); the layout follows Lample et al. (2016): emission
+scores from an encoder plus learned tag-to-tag transition scores, with scores
+for starting and ending in each tag. The score of a tag path y for a sentence
+of length L is
+
+    start[y_0] + sum_t emissions[t, y_t] + sum_{t>0} transitions[y_{t-1}, y_t] + end[y_{L-1}]
+
+`log_likelihood` is that score minus log Z (forward algorithm), `decode` is
+exact Viterbi, `marginals` is forward-backward and `nbest` is k-best Viterbi.
+
+Masks are bool [B, T], True for real tokens, padding on the right only.
+All math runs in float32, whatever the dtype of the emissions. The recursion
+over time is a `keras.ops.scan`, so it runs inside the graph (and under XLA).
+Forbidden transitions (`constraints="iob2"` or `"bioes"` with `labels`) get a
+score of -10000, which underflows to exactly zero probability in float32.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import ops
+
+from seqlab.constraints import allowed_transitions
+
+FORBIDDEN = -1.0e4  # added to forbidden transitions: exp(FORBIDDEN) == 0 in float32
+
+
+def _scan(step, init, xs):
+    """`ops.scan` over the leading (time) axis; returns (final carry, stacked outputs)."""
+    return ops.scan(step, init, xs)
+
+
+@keras.saving.register_keras_serializable(package="seqlab")
+class CRF(keras.layers.Layer):
+    """Linear-chain CRF over `num_tags` tags.
+
+    Args:
+        num_tags: K, the number of tags.
+        labels: optional tag names (length K); needed for `constraints`.
+        constraints: None, "iob2" or "bioes": forbid the transitions that
+            scheme does not allow (e.g. O -> I-PER, start -> I-PER).
+        pad_value: the tag id written at padded positions by `decode`/`nbest`.
+
+    Weights: `transitions` [K, K] (from, to), `start_transitions` [K],
+    `end_transitions` [K].
+
+    Example:
+        crf = CRF(3, labels=["O", "B-PER", "I-PER"], constraints="iob2")
+        nll = -crf.log_likelihood(emissions, tags, mask)   # [B]
+        paths = crf.decode(emissions, mask)                # int32 [B, T]
+    """
+
+    def __init__(self, num_tags, labels=None, constraints=None, pad_value=-1, **kwargs):
+        kwargs.setdefault("dtype", "float32")  # stay float32 under mixed precision
+        super().__init__(**kwargs)
+        if labels is not None and len(labels) != num_tags:
+            raise ValueError(f"CRF got num_tags={num_tags} but {len(labels)} labels")
+        if constraints is not None and labels is None:
+            raise ValueError("CRF constraints need the tag names: pass labels=[...]")
+        self.num_tags = int(num_tags)
+        self.labels = tuple(labels) if labels is not None else None
+        self.constraints = constraints
+        self.pad_value = int(pad_value)
+        k = self.num_tags
+        if constraints is None:
+            trans, start, end = np.ones((k, k), bool), np.ones(k, bool), np.ones(k, bool)
+        else:
+            trans, start, end = allowed_transitions(self.labels, constraints)
+        # Penalties, not weights: 0 where allowed, FORBIDDEN where not.
+        self.allowed = trans
+        self._trans_penalty = np.where(trans, 0.0, FORBIDDEN).astype("float32")
+        self._start_penalty = np.where(start, 0.0, FORBIDDEN).astype("float32")
+        self._end_penalty = np.where(end, 0.0, FORBIDDEN).astype("float32")
+
+    def build(self, input_shape=None):
+        k = self.num_tags
+        init = keras.initializers.RandomUniform(-0.1, 0.1)
+        self.transitions = self.add_weight(shape=(k, k), initializer=init, name="transitions")
+        self.start_transitions = self.add_weight(shape=(k,), initializer=init, name="start_transitions")
+        self.end_transitions = self.add_weight(shape=(k,), initializer=init, name="end_transitions")
+        self.built = True
+
+    def call(self, emissions, mask=None):
+        """Identity on the emissions [B, T, K]; use `decode`, `log_likelihood` etc."""
+        return emissions
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        labels = list(self.labels) if self.labels is not None else None
+        config.update(num_tags=self.num_tags, labels=labels, constraints=self.constraints, pad_value=self.pad_value)
+        return config
+
+    # ------------------------------------------------------------------ helpers
+    def _scores(self):
+        """Effective (transitions [K, K], start [K], end [K]) in float32, penalties included."""
+        if not self.built:
+            self.build()
+        trans = ops.cast(self.transitions, "float32") + self._trans_penalty
+        start = ops.cast(self.start_transitions, "float32") + self._start_penalty
+        end = ops.cast(self.end_transitions, "float32") + self._end_penalty
+        return trans, start, end
+
+    def _prepare(self, emissions, mask):
+        """float32 emissions [B, T, K] and bool mask [B, T]; checks shapes."""
+        emissions = ops.cast(emissions, "float32")
+        if len(emissions.shape) != 3:
+            raise ValueError(f"CRF emissions must be [batch, time, num_tags], got shape {emissions.shape}")
+        if emissions.shape[-1] is not None and emissions.shape[-1] != self.num_tags:
+            raise ValueError(f"CRF emissions have {emissions.shape[-1]} tags, the layer has {self.num_tags}")
+        if mask is None:
+            mask = ops.ones(ops.shape(emissions)[:2], dtype="bool")
+        else:
+            mask = ops.cast(mask, "bool")
+            if len(mask.shape) != 2:
+                raise ValueError(f"CRF mask must be [batch, time], got shape {mask.shape}")
+        return emissions, mask
+
+    # ------------------------------------------------------------------ scores
+    def path_score(self, emissions, tags, mask=None):
+        """Score of the given tag paths. emissions [B, T, K], tags int [B, T] -> [B]."""
+        emissions, mask = self._prepare(emissions, mask)
+        trans, start, end = self._scores()
+        tags = ops.cast(tags, "int32")
+        maskf = ops.cast(mask, "float32")  # [B, T]
+        lengths = ops.sum(ops.cast(mask, "int32"), axis=1)  # [B]
+        # Padded tags may hold anything: clip them into range, the mask removes them.
+        tags = ops.clip(tags, 0, self.num_tags - 1)
+        emit = ops.squeeze(ops.take_along_axis(emissions, tags[..., None], axis=2), -1)  # [B, T]
+        score = ops.sum(emit * maskf, axis=1)  # [B]
+        pair = tags[:, :-1] * self.num_tags + tags[:, 1:]  # [B, T-1]
+        step = ops.take(ops.reshape(trans, (-1,)), pair)  # [B, T-1]
+        score = score + ops.sum(step * maskf[:, 1:], axis=1)
+        first = tags[:, 0]
+        last = ops.squeeze(ops.take_along_axis(tags, ops.maximum(lengths - 1, 0)[:, None], axis=1), 1)  # [B]
+        score = score + ops.take(start, first) + ops.take(end, last)
+        return ops.where(lengths > 0, score, 0.0)
+
+    def log_partition(self, emissions, mask=None):
+        """log Z by the forward algorithm. emissions [B, T, K] -> [B]."""
+        emissions, mask = self._prepare(emissions, mask)
+        alpha, _ = self._forward(emissions, mask)
+        _, _, end = self._scores()
+        log_z = ops.logsumexp(alpha + end, axis=1)
+        return ops.where(ops.any(mask, axis=1), log_z, 0.0)
+
+    def log_likelihood(self, emissions, tags, mask=None):
+        """log p(tags | emissions). emissions [B, T, K], tags int [B, T], mask bool [B, T] -> [B].
+
+        A row with no real tokens has log-likelihood 0.
+        """
+        emissions, mask = self._prepare(emissions, mask)
+        return self.path_score(emissions, tags, mask) - self.log_partition(emissions, mask)
+
+    def _forward(self, emissions, mask):
+        """Forward variables. Returns (alpha at each row's last token [B, K], all alphas [T, B, K])."""
+        trans, start, _ = self._scores()
+        # exp-space matrix product instead of a [B, K, K] logsumexp: same result, far cheaper.
+        exp_trans = ops.exp(trans - ops.max(trans, axis=0, keepdims=True))  # [K, K], columns max 1
+        trans_shift = ops.max(trans, axis=0)  # [K]
+        alpha0 = start + emissions[:, 0]  # [B, K]
+        xs = (ops.moveaxis(emissions[:, 1:], 1, 0), ops.moveaxis(mask[:, 1:], 1, 0))  # [T-1, B, K], [T-1, B]
+
+        def step(alpha, x):
+            emit_t, mask_t = x  # [B, K], [B]
+            top = ops.max(alpha, axis=1, keepdims=True)  # [B, 1]
+            summed = ops.matmul(ops.exp(alpha - top), exp_trans)  # [B, K]
+            nxt = ops.log(ops.maximum(summed, 1e-37)) + top + trans_shift + emit_t
+            alpha = ops.where(mask_t[:, None], nxt, alpha)
+            return alpha, alpha
+
+        alpha, alphas = _scan(step, alpha0, xs)
+        return alpha, ops.concatenate([alpha0[None], alphas], axis=0)
+
+    def marginals(self, emissions, mask=None):
+        """Posterior p(y_t = k | x) by forward-backward. [B, T, K] -> [B, T, K]; 0 at padding."""
+        emissions, mask = self._prepare(emissions, mask)
+        trans, _, end = self._scores()
+        _, alphas = self._forward(emissions, mask)  # [T, B, K]
+        exp_trans_t = ops.transpose(ops.exp(trans - ops.max(trans, axis=1, keepdims=True)))  # [K(to), K(from)]
+        trans_shift = ops.max(trans, axis=1)  # [K(from)]
+        batch = ops.shape(emissions)[0]
+        beta_last = ops.broadcast_to(end, (batch, self.num_tags))  # [B, K]
+        # beta_t depends on emissions[t+1] and mask[t+1]; scan backwards over t = T-2 .. 0.
+        xs = (ops.moveaxis(emissions[:, 1:], 1, 0), ops.moveaxis(mask[:, 1:], 1, 0))
+
+        def step(beta, x):
+            emit_n, mask_n = x  # emissions and mask of t + 1
+            nxt = beta + emit_n  # [B, K(to)]
+            top = ops.max(nxt, axis=1, keepdims=True)
+            summed = ops.matmul(ops.exp(nxt - top), exp_trans_t)  # [B, K(from)]
+            beta_t = ops.log(ops.maximum(summed, 1e-37)) + top + trans_shift
+            beta_t = ops.where(mask_n[:, None], beta_t, beta_last)  # last real token: only the end score
+            return beta_t, beta_t
+
+        _, betas = ops.scan(step, beta_last, xs, reverse=True)  # [T-1, B, K]
+        betas = ops.concatenate([betas, beta_last[None]], axis=0)  # [T, B, K]
+        log_z = ops.logsumexp(alphas[0] + betas[0], axis=1)  # [B]
+        post = ops.exp(alphas + betas - log_z[None, :, None])  # [T, B, K]
+        post = ops.moveaxis(post, 0, 1)
+        return ops.where(mask[..., None], post, 0.0)
+
+    # ------------------------------------------------------------------ decoding
+    def _decode_scores(self):
+        """Transition scores for decoding: forbidden transitions are -inf, never chosen."""
+        trans, start, end = self._scores()
+        neg = float("-inf")
+        return (
+            ops.where(self._trans_penalty < 0, neg, trans),
+            ops.where(self._start_penalty < 0, neg, start),
+            ops.where(self._end_penalty < 0, neg, end),
+        )
+
+    def decode(self, emissions, mask=None):
+        """Viterbi: the highest-scoring path. emissions [B, T, K] -> int32 [B, T], pad_value at padding."""
+        paths, _ = self.viterbi(emissions, mask)
+        return paths
+
+    def viterbi(self, emissions, mask=None):
+        """Viterbi paths int32 [B, T] and their scores float32 [B]."""
+        emissions, mask = self._prepare(emissions, mask)
+        trans, start, end = self._decode_scores()
+        k = self.num_tags
+        identity = ops.arange(k, dtype="int32")[None, :]  # [1, K]
+        score0 = start + emissions[:, 0]  # [B, K]
+        xs = (ops.moveaxis(emissions[:, 1:], 1, 0), ops.moveaxis(mask[:, 1:], 1, 0))
+
+        def step(carry, x):
+            score, _ = carry
+            emit_t, mask_t = x
+            cand = score[:, :, None] + trans[None]  # [B, K(from), K(to)]
+            best_prev = ops.cast(ops.argmax(cand, axis=1), "int32")  # [B, K]
+            nxt = ops.max(cand, axis=1) + emit_t  # [B, K]
+            score = ops.where(mask_t[:, None], nxt, score)
+            back = ops.where(mask_t[:, None], best_prev, identity)  # padding keeps the tag
+            return (score, back), (score, back)
+
+        init = (score0, ops.zeros_like(score0, dtype="int32"))
+        (score, _), (_, backs) = _scan(step, init, xs)  # backs [T-1, B, K]
+        final = score + end  # [B, K]
+        last = ops.cast(ops.argmax(final, axis=1), "int32")  # [B]
+        best = ops.max(final, axis=1)
+
+        def back_step(tag, back_t):
+            prev = ops.squeeze(ops.take_along_axis(back_t, tag[:, None], axis=1), 1)  # [B]
+            return prev, prev
+
+        _, prevs = ops.scan(back_step, last, backs, reverse=True)  # [T-1, B], prevs[t] = tag at t
+        paths = ops.concatenate([prevs, last[None]], axis=0)  # [T, B]
+        paths = ops.moveaxis(paths, 0, 1)
+        paths = ops.where(mask, paths, self.pad_value)
+        lengths = ops.sum(ops.cast(mask, "int32"), axis=1)
+        return paths, ops.where(lengths > 0, best, 0.0)
+
+    def nbest(self, emissions, k, mask=None):
+        """The k best paths, best first: (int32 [B, k, T], float32 scores [B, k]).
+
+        Where fewer than k legal paths exist, the extra entries score -inf.
+        """
+        emissions, mask = self._prepare(emissions, mask)
+        trans, start, end = self._decode_scores()
+        n = self.num_tags
+        neg = float("-inf")
+        batch = ops.shape(emissions)[0]
+        rank0 = ops.concatenate(
+            [ops.zeros((1,), "float32"), ops.full((k - 1,), neg, "float32")], axis=0
+        )  # [k]: one path per tag at t = 0
+        scores0 = (start + emissions[:, 0])[:, :, None] + rank0  # [B, K, k]
+        same_tag = ops.broadcast_to(ops.arange(n, dtype="int32")[None, :, None], (batch, n, k))
+        same_rank = ops.broadcast_to(ops.arange(k, dtype="int32")[None, None, :], (batch, n, k))
+        xs = (ops.moveaxis(emissions[:, 1:], 1, 0), ops.moveaxis(mask[:, 1:], 1, 0))
+
+        def step(carry, x):
+            scores, _, _ = carry  # [B, K, k]
+            emit_t, mask_t = x
+            cand = scores[:, :, None, :] + trans[None, :, :, None]  # [B, K(from), K(to), k]
+            cand = ops.reshape(ops.transpose(cand, (0, 2, 1, 3)), (batch, n, n * k))  # [B, K(to), K*k]
+            top, idx = ops.top_k(cand, k)  # [B, K, k]
+            idx = ops.cast(idx, "int32")
+            keep = mask_t[:, None, None]
+            scores = ops.where(keep, top + emit_t[:, :, None], scores)
+            prev_tag = ops.where(keep, idx // k, same_tag)
+            prev_rank = ops.where(keep, idx % k, same_rank)
+            return (scores, prev_tag, prev_rank), (scores, prev_tag, prev_rank)
+
+        init = (scores0, same_tag, same_rank)
+        (scores, _, _), (_, prev_tags, prev_ranks) = _scan(step, init, xs)  # [T-1, B, K, k]
+        final = ops.reshape(scores + end[None, :, None], (batch, n * k))
+        best, idx = ops.top_k(final, k)  # [B, k]
+        idx = ops.cast(idx, "int32")
+        last = (idx // k, idx % k)  # tag and rank of each path at the last step
+
+        def back_step(carry, x):
+            tag, rank = carry  # [B, k]
+            prev_tag_t, prev_rank_t = x  # [B, K, k]
+            flat = tag * k + rank
+            tag = ops.take_along_axis(ops.reshape(prev_tag_t, (batch, n * k)), flat, axis=1)
+            rank = ops.take_along_axis(ops.reshape(prev_rank_t, (batch, n * k)), flat, axis=1)
+            return (tag, rank), (tag, rank)
+
+        _, (tags, _) = ops.scan(back_step, last, (prev_tags, prev_ranks), reverse=True)  # [T-1, B, k]
+        paths = ops.concatenate([tags, last[0][None]], axis=0)  # [T, B, k]
+        paths = ops.transpose(paths, (1, 2, 0))  # [B, k, T]
+        paths = ops.where(mask[:, None, :], paths, self.pad_value)
+        has_tokens = ops.any(mask, axis=1)[:, None]
+        return paths, ops.where(has_tokens, best, ops.where(ops.arange(k)[None] == 0, 0.0, neg))

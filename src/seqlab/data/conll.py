@@ -1,0 +1,120 @@
+"""Reader for CoNLL-style column files.
+
+One token per line, columns split on any whitespace (or on `sep`), sentences
+separated by lines that hold only whitespace (WNUT-17 uses a lone TAB).
+`-DOCSTART-` lines are skipped whether or not a blank line follows them.
+CRLF endings are accepted; zero-width characters are stripped from tokens.
+Every error names file:line.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from seqlab.data.corpus import Sentence
+from seqlab.data.schemes import SCHEMES, TagError, check_tags, detect_scheme, to_iob2
+from seqlab.errors import DataError
+
+# U+200B zero width space, U+200C/D zero width (non-)joiner, U+2060 word joiner, U+FEFF BOM
+_ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))
+
+
+@dataclass(frozen=True)
+class ColumnFormat:
+    """How to read a column file. `sep=None` splits on any whitespace."""
+
+    token_col: int = 0
+    tag_col: int = -1
+    sep: str | None = None
+    encoding: str = "utf-8"
+    scheme: str = "auto"  # iob1 | iob2 | bioes | auto
+
+
+def clean_token(token: str) -> str:
+    """Strip zero-width characters; a token made only of them is kept as it was."""
+    return token.translate(_ZERO_WIDTH) or token
+
+
+def read_conll(path: str | os.PathLike, fmt: ColumnFormat = ColumnFormat()) -> list[Sentence]:
+    """Read a column file into IOB2 sentences. Raises DataError naming file:line."""
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a directory, expected a column file") from None
+    try:
+        text = raw.decode(fmt.encoding)
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise DataError(
+            f"{path}:{line}: bytes not valid in encoding {fmt.encoding!r} ({e.reason}); "
+            f"set data.encoding to the file's encoding"
+        ) from None
+    except LookupError:
+        raise DataError(f"unknown encoding {fmt.encoding!r} in data.encoding") from None
+    return parse_conll(text, path, fmt)
+
+
+def parse_conll(text: str, name: str, fmt: ColumnFormat = ColumnFormat()) -> list[Sentence]:
+    """Parse column-file text; `name` is used in error messages."""
+    if fmt.scheme not in (*SCHEMES, "auto"):
+        raise DataError(f"data.scheme={fmt.scheme!r} is not one of iob1, iob2, bioes, auto")
+    sentences: list[tuple[list[str], list[str], list[int]]] = []
+    tokens: list[str] = []
+    tags: list[str] = []
+    lines: list[int] = []
+    n_cols = None
+    need = max(fmt.token_col, fmt.tag_col) + 1 if fmt.tag_col >= 0 and fmt.token_col >= 0 else None
+
+    def close() -> None:
+        nonlocal tokens, tags, lines
+        if tokens:
+            sentences.append((tokens, tags, lines))
+        tokens, tags, lines = [], [], []
+
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            close()
+            continue
+        cols = line.split(fmt.sep) if fmt.sep else line.split()
+        if cols[0].lstrip("\ufeff") == "-DOCSTART-":
+            close()
+            continue
+        if n_cols is None:
+            n_cols = len(cols)
+            if n_cols < 2:
+                raise DataError(f"{name}:{lineno}: expected a token and a tag column, found 1 column: {line!r}")
+            try:
+                cols[fmt.token_col], cols[fmt.tag_col]
+            except IndexError:
+                raise DataError(
+                    f"{name}:{lineno}: data.token_col={fmt.token_col} / data.tag_col={fmt.tag_col} "
+                    f"out of range for {n_cols} columns: {line!r}"
+                ) from None
+        if len(cols) != n_cols or (need and len(cols) < need):
+            raise DataError(f"{name}:{lineno}: expected {n_cols} columns, found {len(cols)}: {line!r}")
+        tokens.append(clean_token(cols[fmt.token_col]))
+        tags.append(cols[fmt.tag_col].strip())
+        lines.append(lineno)
+    close()
+
+    if not sentences:
+        raise DataError(f"{name}: no sentences (the file is empty or holds only blank/-DOCSTART- lines)")
+    scheme = fmt.scheme
+    if scheme == "auto":
+        try:
+            scheme = detect_scheme([t for _, t, _ in sentences])
+        except ValueError:
+            scheme = "iob2"  # a malformed tag: check_tags below names its line
+    out = []
+    for toks, tgs, lns in sentences:
+        try:
+            check_tags(tgs, scheme)
+        except TagError as e:
+            raise DataError(f"{name}:{lns[e.index]}: {e} (data.scheme={fmt.scheme})") from None
+        out.append(Sentence(tuple(toks), tuple(to_iob2(tgs, scheme))))
+    return out

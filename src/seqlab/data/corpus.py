@@ -1,0 +1,55 @@
+"""The in-memory corpus: sentences of tokens with one tag each."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+
+from seqlab.data.schemes import entity_spans
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """One sentence: `tokens[i]` carries the tag `tags[i]`."""
+
+    tokens: tuple[str, ...]
+    tags: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+
+@dataclass
+class Corpus:
+    """Train, dev and test splits of one data source, all in IOB2."""
+
+    name: str
+    train: list[Sentence]
+    dev: list[Sentence]
+    test: list[Sentence]
+    sources: dict[str, str] = field(default_factory=dict)  # split -> where it came from
+
+    def splits(self) -> dict[str, list[Sentence]]:
+        return {"train": self.train, "dev": self.dev, "test": self.test}
+
+
+def split_stats(sentences: list[Sentence]) -> dict[str, int]:
+    """Sentence, token and per-type entity counts of one split."""
+    per_type: Counter[str] = Counter()
+    for s in sentences:
+        per_type.update(kind for kind, _, _ in entity_spans(s.tags))
+    stats = {"sentences": len(sentences), "tokens": sum(len(s) for s in sentences)}
+    stats["entities"] = sum(per_type.values())
+    stats.update({f"entities_{k}": v for k, v in sorted(per_type.items())})
+    return stats
+
+
+def content_digest(sentences: list[Sentence]) -> str:
+    """sha256 over tokens and tags: equal digests mean equal data."""
+    h = hashlib.sha256()
+    for s in sentences:
+        for tok, tag in zip(s.tokens, s.tags):
+            h.update(tok.encode("utf-8") + b"\t" + tag.encode("utf-8") + b"\n")
+        h.update(b"\n")
+    return h.hexdigest()

@@ -1,0 +1,117 @@
+"""Vocabularies and batch encoding: sentences -> padded integer arrays.
+
+Index 0 is padding and index 1 is the unknown word/character in both
+vocabularies. Labels have no padding entry: padded positions are masked.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from seqlab.data.corpus import Sentence
+
+PAD, UNK = "<pad>", "<unk>"
+_DIGITS = re.compile(r"\d")
+
+
+@dataclass
+class Vocabulary:
+    """Maps tokens, characters and labels to ids; saved inside the logged model."""
+
+    words: list[str]
+    chars: list[str]
+    labels: list[str]
+    lowercase: bool = False
+    digits_to_zero: bool = True
+    max_word_len: int = 20
+    _word_ids: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+    _char_ids: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._word_ids = {w: i for i, w in enumerate(self.words)}
+        self._char_ids = {c: i for i, c in enumerate(self.chars)}
+
+    @classmethod
+    def build(
+        cls,
+        train: list[Sentence],
+        min_freq: int = 1,
+        lowercase: bool = False,
+        digits_to_zero: bool = True,
+        max_word_len: int = 20,
+    ) -> "Vocabulary":
+        """Words seen at least `min_freq` times, every character, and the labels, from `train` only."""
+        probe = cls([PAD, UNK], [PAD, UNK], [], lowercase, digits_to_zero, max_word_len)
+        counts = Counter(probe.normalize(t) for s in train for t in s.tokens)
+        words = [PAD, UNK] + sorted(w for w, c in counts.items() if c >= min_freq)
+        chars = [PAD, UNK] + sorted({ch for s in train for t in s.tokens for ch in t})
+        labels = sorted({t for s in train for t in s.tags}, key=lambda t: (t != "O", t[2:], t))
+        return cls(words, chars, labels, lowercase, digits_to_zero, max_word_len)
+
+    def normalize(self, token: str) -> str:
+        if self.digits_to_zero:
+            token = _DIGITS.sub("0", token)
+        return token.lower() if self.lowercase else token
+
+    def word_id(self, token: str) -> int:
+        return self._word_ids.get(self.normalize(token), 1)
+
+    def oov_rate(self, sentences: list[Sentence]) -> float:
+        """Fraction of tokens that map to the unknown word."""
+        tokens = [t for s in sentences for t in s.tokens]
+        return sum(self.word_id(t) == 1 for t in tokens) / max(len(tokens), 1)
+
+    def encode_tokens(self, batch: list[list[str]] | list[tuple[str, ...]]) -> dict[str, np.ndarray]:
+        """Token lists -> {"words": int32 [B, T], "chars": int32 [B, T, W]}, right-padded with 0."""
+        longest = max((len(s) for s in batch), default=0)
+        width = min(max((len(t) for s in batch for t in s), default=1), self.max_word_len)
+        words = np.zeros((len(batch), max(longest, 1)), np.int32)
+        chars = np.zeros((len(batch), max(longest, 1), max(width, 1)), np.int32)
+        for b, sent in enumerate(batch):
+            for i, tok in enumerate(sent):
+                words[b, i] = self.word_id(tok)
+                ids = [self._char_ids.get(ch, 1) for ch in tok[: self.max_word_len]]
+                chars[b, i, : len(ids)] = ids
+        return {"words": words, "chars": chars}
+
+    def encode_tags(self, batch: list[tuple[str, ...]], length: int) -> np.ndarray:
+        """Tag lists -> int32 [B, length]; tags unseen in training map to 0 (they are never predicted)."""
+        ids = {t: i for i, t in enumerate(self.labels)}
+        out = np.zeros((len(batch), length), np.int32)
+        for b, tags in enumerate(batch):
+            out[b, : len(tags)] = [ids.get(t, 0) for t in tags]
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps({k: v for k, v in asdict(self).items() if not k.startswith("_")})
+
+    @classmethod
+    def from_json(cls, text: str) -> "Vocabulary":
+        return cls(**json.loads(text))
+
+
+def length_batches(lengths: list[int], batch_size: int, rng: np.random.Generator | None) -> list[np.ndarray]:
+    """Group sentence indices into batches of similar length.
+
+    With `rng`, sentences are shuffled, sorted by length inside windows of 50
+    batches, cut into batches, and the batch order is shuffled: little padding,
+    yet a different grouping each epoch. Without `rng` the order is by length.
+    """
+    idx = np.arange(len(lengths))
+    lengths = np.asarray(lengths)
+    if rng is None:
+        order = idx[np.argsort(lengths, kind="stable")]
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    idx = rng.permutation(idx)
+    window = batch_size * 50
+    batches = []
+    for start in range(0, len(idx), window):
+        chunk = idx[start : start + window]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
