@@ -28,9 +28,32 @@ from seqlab.constraints import allowed_transitions
 FORBIDDEN = -1.0e4  # added to forbidden transitions: exp(FORBIDDEN) == 0 in float32
 
 
-def _scan(step, init, xs):
-    """`ops.scan` over the leading (time) axis; returns (final carry, stacked outputs)."""
-    return ops.scan(step, init, xs)
+def _scan(step, init, xs, reverse=False):
+    """Scan `step(carry, x) -> (carry, y)` over the leading (time) axis of `xs`.
+
+    Returns (final carry, ys stacked on a new leading axis); `y` must have the
+    structure, shapes and dtypes of `carry`. On TensorFlow this is a plain
+    `tf.while_loop` (Keras' TF `scan` needs static shapes); elsewhere `ops.scan`.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return ops.scan(step, init, xs, reverse=reverse)
+    import tensorflow as tf
+
+    xs_flat = [tf.convert_to_tensor(x) for x in tf.nest.flatten(xs)]
+    n = tf.shape(xs_flat[0])[0]
+    xs_ta = [tf.TensorArray(x.dtype, size=n, element_shape=x.shape[1:]).unstack(x) for x in xs_flat]
+    carry_flat = [tf.convert_to_tensor(c) for c in tf.nest.flatten(init)]
+    ys_ta = [tf.TensorArray(c.dtype, size=n, element_shape=c.shape) for c in carry_flat]
+
+    def body(i, carry, ys):
+        t = n - 1 - i if reverse else i
+        x = tf.nest.pack_sequence_as(xs, [ta.read(t) for ta in xs_ta])
+        carry, y = step(tf.nest.pack_sequence_as(init, carry), x)
+        ys = [ta.write(t, v) for ta, v in zip(ys, tf.nest.flatten(y))]
+        return i + 1, tf.nest.flatten(carry), ys
+
+    _, carry_flat, ys_ta = tf.while_loop(lambda i, *_: i < n, body, (tf.constant(0), carry_flat, ys_ta))
+    return tf.nest.pack_sequence_as(init, carry_flat), tf.nest.pack_sequence_as(init, [ta.stack() for ta in ys_ta])
 
 
 @keras.saving.register_keras_serializable(package="seqlab")
@@ -108,7 +131,7 @@ class CRF(keras.layers.Layer):
 
     def _prepare(self, emissions, mask):
         """float32 emissions [B, T, K] and bool mask [B, T]; checks shapes."""
-        emissions = ops.cast(emissions, "float32")
+        emissions = ops.cast(ops.convert_to_tensor(emissions), "float32")
         if len(emissions.shape) != 3:
             raise ValueError(f"CRF emissions must be [batch, time, num_tags], got shape {emissions.shape}")
         if emissions.shape[-1] is not None and emissions.shape[-1] != self.num_tags:
@@ -198,7 +221,7 @@ class CRF(keras.layers.Layer):
             beta_t = ops.where(mask_n[:, None], beta_t, beta_last)  # last real token: only the end score
             return beta_t, beta_t
 
-        _, betas = ops.scan(step, beta_last, xs, reverse=True)  # [T-1, B, K]
+        _, betas = _scan(step, beta_last, xs, reverse=True)  # [T-1, B, K]
         betas = ops.concatenate([betas, beta_last[None]], axis=0)  # [T, B, K]
         log_z = ops.logsumexp(alphas[0] + betas[0], axis=1)  # [B]
         post = ops.exp(alphas + betas - log_z[None, :, None])  # [T, B, K]
@@ -250,7 +273,7 @@ class CRF(keras.layers.Layer):
             prev = ops.squeeze(ops.take_along_axis(back_t, tag[:, None], axis=1), 1)  # [B]
             return prev, prev
 
-        _, prevs = ops.scan(back_step, last, backs, reverse=True)  # [T-1, B], prevs[t] = tag at t
+        _, prevs = _scan(back_step, last, backs, reverse=True)  # [T-1, B], prevs[t] = tag at t
         paths = ops.concatenate([prevs, last[None]], axis=0)  # [T, B]
         paths = ops.moveaxis(paths, 0, 1)
         paths = ops.where(mask, paths, self.pad_value)
@@ -303,7 +326,7 @@ class CRF(keras.layers.Layer):
             rank = ops.take_along_axis(ops.reshape(prev_rank_t, (batch, n * k)), flat, axis=1)
             return (tag, rank), (tag, rank)
 
-        _, (tags, _) = ops.scan(back_step, last, (prev_tags, prev_ranks), reverse=True)  # [T-1, B, k]
+        _, (tags, _) = _scan(back_step, last, (prev_tags, prev_ranks), reverse=True)  # [T-1, B, k]
         paths = ops.concatenate([tags, last[0][None]], axis=0)  # [T, B, k]
         paths = ops.transpose(paths, (1, 2, 0))  # [B, k, T]
         paths = ops.where(mask[:, None, :], paths, self.pad_value)

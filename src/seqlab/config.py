@@ -1,0 +1,166 @@
+"""Typed config schemas (registered with Hydra's ConfigStore) and validation.
+
+Hydra merges the YAML under conf/ onto these dataclasses, so a misspelt key
+(`trainer.epoch=3`) or a wrong type (`trainer.epochs=many`) is refused by
+Hydra before anything runs. `check_config` adds the range and choice checks
+that types cannot express. This module must stay light: `--help` and
+`--cfg job` import it, and they must not import TensorFlow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+
+from seqlab.errors import ConfigError
+
+ENCODERS = ("bilstm", "bigru", "cnn")
+HEADS = ("crf", "softmax")
+
+
+@dataclass
+class DataConfig:
+    name: str = "wnut16"
+    source: str = "embedded"  # embedded | conll
+    dev_fraction: float = 0.1  # used when a source has no dev (or no test) split of its own
+    test_fraction: float = 0.1
+    limit: Optional[int] = None  # keep only the first N sentences of each split (smoke runs)
+    train: Optional[str] = None
+    dev: Optional[str] = None
+    test: Optional[str] = None
+    token_col: int = 0
+    tag_col: int = -1
+    sep: Optional[str] = None  # None: any whitespace
+    encoding: str = "utf-8"
+    scheme: str = "auto"  # iob1 | iob2 | bioes | auto
+
+
+@dataclass
+class WordsConfig:
+    dim: int = 100
+    min_freq: int = 1
+    lowercase: bool = False
+    digits_to_zero: bool = True
+    dropout: float = 0.5
+    chars: str = "cnn"  # none | cnn
+    char_dim: int = 30
+    char_filters: int = 30
+    char_kernel: int = 3
+    max_word_len: int = 20
+
+
+@dataclass
+class RNNEncoderConfig:
+    name: str = "bilstm"
+    layers: int = 1
+    units: int = 100  # per direction
+    dropout: float = 0.5
+    recurrent_dropout: float = 0.0
+
+
+@dataclass
+class CNNEncoderConfig:
+    name: str = "cnn"
+    layers: int = 2
+    filters: int = 200
+    kernel_size: int = 3
+    dropout: float = 0.5
+    residual: bool = True
+
+
+@dataclass
+class HeadConfig:
+    name: str = "crf"
+    constrained: bool = True  # CRF only: forbid transitions the tag scheme does not allow
+
+
+@dataclass
+class TrainerConfig:
+    epochs: int = 30
+    batch_size: int = 32
+    patience: int = 5  # epochs without a better dev entity F1 before stopping
+    eval_batch_size: int = 256
+    verbose: int = 1  # 0 silent, 1 one line per epoch
+
+
+@dataclass
+class OptimizerConfig:
+    name: str = "adam"
+    lr: float = 0.002
+    clipnorm: Optional[float] = 5.0
+
+
+@dataclass
+class TrackingConfig:
+    uri: str = "sqlite:///mlflow.db"
+    experiment: str = "seqlab"
+    artifact_location: Optional[str] = None  # None: MLflow's default, ./mlruns
+    log_model: bool = True
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    words: WordsConfig = field(default_factory=WordsConfig)
+    encoder: Any = None  # chosen with +encoder=...
+    head: HeadConfig = field(default_factory=HeadConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    seed: int = 42
+
+
+def register_configs() -> None:
+    """Make the schemas available to conf/*.yaml through their defaults lists."""
+    cs = ConfigStore.instance()
+    cs.store(name="config_schema", node=Config)
+    # `encoder` is untyped in Config (it is optional), so each encoder file pulls its own schema.
+    cs.store(group="schema/encoder", name="rnn", node=RNNEncoderConfig)
+    cs.store(group="schema/encoder", name="cnn", node=CNNEncoderConfig)
+
+
+def _check(ok: bool, key: str, value: Any, expected: str) -> None:
+    if not ok:
+        raise ConfigError(f"config key {key}={value!r} is invalid: expected {expected}")
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Raise ConfigError naming the first bad key. Types are already checked by the schema."""
+    if cfg.get("encoder") is None:
+        raise ConfigError(f"no encoder chosen: add +encoder=<{'|'.join(ENCODERS)}>, e.g. +encoder=bilstm")
+    enc = cfg.encoder
+    _check(enc.name in ENCODERS, "encoder.name", enc.name, f"one of {', '.join(ENCODERS)}")
+    _check(enc.layers >= 1, "encoder.layers", enc.layers, "an integer >= 1")
+    _check(0 <= enc.dropout < 1, "encoder.dropout", enc.dropout, "a float in [0, 1)")
+    _check(cfg.head.name in HEADS, "head.name", cfg.head.name, f"one of {', '.join(HEADS)}")
+    _check(cfg.data.source in ("embedded", "conll"), "data.source", cfg.data.source, "embedded or conll")
+    _check(cfg.data.limit is None or cfg.data.limit >= 1, "data.limit", cfg.data.limit, "null or >= 1")
+    _check(0 <= cfg.data.dev_fraction < 1, "data.dev_fraction", cfg.data.dev_fraction, "a float in [0, 1)")
+    _check(0 <= cfg.data.test_fraction < 1, "data.test_fraction", cfg.data.test_fraction, "a float in [0, 1)")
+    _check(cfg.words.chars in ("none", "cnn"), "words.chars", cfg.words.chars, "none or cnn")
+    _check(cfg.words.dim >= 1, "words.dim", cfg.words.dim, "an integer >= 1")
+    _check(0 <= cfg.words.dropout < 1, "words.dropout", cfg.words.dropout, "a float in [0, 1)")
+    _check(cfg.trainer.epochs >= 1, "trainer.epochs", cfg.trainer.epochs, "an integer >= 1")
+    _check(cfg.trainer.batch_size >= 1, "trainer.batch_size", cfg.trainer.batch_size, "an integer >= 1")
+    _check(cfg.trainer.patience >= 1, "trainer.patience", cfg.trainer.patience, "an integer >= 1")
+    _check(cfg.optimizer.name in ("adam", "sgd", "rmsprop"), "optimizer.name", cfg.optimizer.name, "adam, sgd or rmsprop")
+    _check(cfg.optimizer.lr > 0, "optimizer.lr", cfg.optimizer.lr, "a float > 0")
+    if cfg.data.source == "conll":
+        for split in ("train", "test"):
+            _check(bool(cfg.data[split]), f"data.{split}", cfg.data[split], "a path to a column file")
+
+
+def flatten(cfg: DictConfig | dict, prefix: str = "") -> dict[str, Any]:
+    """{'a': {'b': 1}} -> {'a.b': 1}, resolving interpolations."""
+    tree = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat

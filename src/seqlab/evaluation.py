@@ -1,0 +1,37 @@
+"""Entity-level scores with seqeval (IOB2, conlleval-compatible default mode)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
+from seqeval.scheme import IOB2
+
+
+def entity_scores(gold: list[list[str]], pred: list[list[str]]) -> dict:
+    """Micro entity precision/recall/F1 (default mode), strict-mode F1, per-type F1 and the report.
+
+    Strict mode needs the scheme spelled out: without `scheme=IOB2` seqeval
+    silently falls back to its default mode.
+    """
+    per_type = classification_report(gold, pred, output_dict=True, zero_division=0)
+    return {
+        "entity_f1": f1_score(gold, pred, zero_division=0),
+        "entity_precision": precision_score(gold, pred, zero_division=0),
+        "entity_recall": recall_score(gold, pred, zero_division=0),
+        "entity_f1_strict": f1_score(gold, pred, mode="strict", scheme=IOB2, zero_division=0),
+        "per_type_f1": {k: v["f1-score"] for k, v in per_type.items() if not k.endswith(" avg")},
+        "report": classification_report(gold, pred, digits=4, zero_division=0),
+    }
+
+
+def tag_bigram_frequencies(sequences: list[list[str]], labels: list[str]) -> np.ndarray:
+    """Row-normalised counts of adjacent tag pairs: [K, K] (from, to); rows sum to 1 or 0."""
+    index = {t: i for i, t in enumerate(labels)}
+    counts = Counter((index[a], index[b]) for seq in sequences for a, b in zip(seq, seq[1:]) if a in index and b in index)
+    matrix = np.zeros((len(labels), len(labels)))
+    for (i, j), c in counts.items():
+        matrix[i, j] = c
+    rows = matrix.sum(axis=1, keepdims=True)
+    return np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0)

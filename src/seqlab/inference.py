@@ -1,0 +1,35 @@
+"""Tag raw token lists with a trained tagger."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from seqlab.data.schemes import to_iob2
+from seqlab.data.vocab import Vocabulary, length_batches
+
+
+class TagPredictor:
+    """Wraps a Tagger and its Vocabulary: token lists in, IOB2 tag lists out.
+
+    Sentences are batched by length (little padding) and returned in input
+    order. Every token gets a tag: nothing is truncated.
+    """
+
+    def __init__(self, model, vocab: Vocabulary, batch_size: int = 256, train_scheme: str = "iob2"):
+        self.model, self.vocab, self.batch_size, self.train_scheme = model, vocab, batch_size, train_scheme
+
+    def predict_ids(self, sentences: list[list[str]]) -> list[np.ndarray]:
+        """Tag ids per sentence (int32 [len(sentence)] each)."""
+        out: list[np.ndarray] = [np.zeros(0, np.int32)] * len(sentences)
+        for idx in length_batches([len(s) for s in sentences], self.batch_size, rng=None):
+            batch = [sentences[i] for i in idx]
+            if not any(batch):
+                continue
+            ids = np.asarray(self.model.predict_on_batch(self.vocab.encode_tokens(batch)))  # [B, T]
+            for row, i in enumerate(idx):
+                out[i] = ids[row, : len(sentences[i])]
+        return out
+
+    def predict(self, sentences: list[list[str]]) -> list[list[str]]:
+        labels = self.vocab.labels
+        return [to_iob2([labels[j] for j in ids], self.train_scheme) for ids in self.predict_ids(sentences)]

@@ -1,0 +1,78 @@
+"""The logged MLflow model: token lists in, IOB2 tags out.
+
+`mlflow.pyfunc.load_model(uri).predict([["EU", "rejects"], ["Paris"]])`
+returns `[["B-org", "O"], ["B-loc"]]`-style lists. The Keras model (.keras),
+the vocabulary and the label names, and seqlab's own code travel inside the
+logged model, so nothing else is needed to reload it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+
+import mlflow
+import mlflow.pyfunc
+
+import seqlab
+
+
+class TaggerPyfunc(mlflow.pyfunc.PythonModel):
+    """Pads each batch, runs the tagger and its decoder, strips the padding."""
+
+    def load_context(self, context) -> None:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        import keras
+
+        import seqlab.model  # noqa: F401  registers the custom layers with Keras
+        from seqlab.data.vocab import Vocabulary
+        from seqlab.inference import TagPredictor
+
+        model = keras.saving.load_model(context.artifacts["tagger"], compile=False)
+        with open(context.artifacts["vocabulary"], encoding="utf-8") as f:
+            vocab = Vocabulary.from_json(f.read())
+        with open(context.artifacts["meta"], encoding="utf-8") as f:
+            meta = json.load(f)
+        self.predictor = TagPredictor(model, vocab, train_scheme=meta["train_scheme"])
+
+    def predict(self, context, model_input: list[list[str]], params=None) -> list[list[str]]:
+        return self.predictor.predict([list(s) for s in model_input])
+
+
+def pip_requirements() -> list[str]:
+    """Pinned to what trained the model: MLflow's inference cannot see seqlab's custom layers."""
+    import keras
+    import numpy
+    import tensorflow
+
+    return [
+        f"tensorflow=={tensorflow.__version__}",
+        f"keras=={keras.__version__}",
+        f"numpy=={numpy.__version__}",
+        f"mlflow=={mlflow.__version__}",
+    ]
+
+
+def log_tagger(model, vocab, train_scheme: str = "iob2", name: str = "model"):
+    """Log the tagger as a pyfunc model under `name` in the active run; returns ModelInfo."""
+    with tempfile.TemporaryDirectory() as tmp:
+        keras_path = os.path.join(tmp, "tagger.keras")
+        model.save(keras_path)
+        vocab_path = os.path.join(tmp, "vocabulary.json")
+        with open(vocab_path, "w", encoding="utf-8") as f:
+            f.write(vocab.to_json())
+        meta_path = os.path.join(tmp, "meta.json")
+        with open(meta_path, "w", encoding="utf-8") as f:
+            json.dump({"train_scheme": train_scheme, "labels": vocab.labels}, f)
+        with warnings.catch_warnings():
+            # The wrapper holds no state of its own; pickling it is the documented way for custom code.
+            warnings.filterwarnings("ignore", message=".*serialized using CloudPickle.*")
+            return mlflow.pyfunc.log_model(
+                name=name,
+                python_model=TaggerPyfunc(),
+                artifacts={"tagger": keras_path, "vocabulary": vocab_path, "meta": meta_path},
+                code_paths=[os.path.dirname(seqlab.__file__)],
+                pip_requirements=pip_requirements(),
+            )

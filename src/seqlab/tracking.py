@@ -1,0 +1,86 @@
+"""MLflow tracking: where runs go, and what each training run records.
+
+Defaults are MLflow's own: `sqlite:///mlflow.db` with artifacts under
+./mlruns, so a plain `mlflow ui` in the repository root shows the runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+
+import mlflow
+from mlflow.exceptions import MlflowException
+from omegaconf import DictConfig, OmegaConf
+
+from seqlab.config import flatten
+
+log = logging.getLogger(__name__)
+logging.getLogger("alembic").setLevel(logging.WARNING)  # MLflow's schema migrations are not news
+
+
+def use_experiment(uri: str, experiment: str, artifact_location: str | None = None) -> str:
+    """Point MLflow at `uri` and make `experiment` active (creating it if needed); returns its id."""
+    mlflow.set_tracking_uri(uri)
+    found = mlflow.get_experiment_by_name(experiment)
+    if found is None:
+        try:
+            return mlflow.create_experiment(experiment, artifact_location=artifact_location)
+        except MlflowException:  # another process created it first
+            found = mlflow.get_experiment_by_name(experiment)
+            if found is None:
+                raise
+    mlflow.set_experiment(experiment_id=found.experiment_id)
+    return found.experiment_id
+
+
+@contextlib.contextmanager
+def training_run(cfg: DictConfig, tags: dict[str, str], run_name: str | None = None):
+    """An MLflow run that ends FINISHED, FAILED (exception) or KILLED (Ctrl-C), never left open."""
+    while mlflow.active_run() is not None:  # never nest into a run left over by a previous job
+        mlflow.end_run()
+    experiment_id = use_experiment(cfg.tracking.uri, cfg.tracking.experiment, cfg.tracking.artifact_location)
+    run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags)
+    try:
+        yield run
+    except KeyboardInterrupt:
+        mlflow.end_run(status="KILLED")
+        raise
+    except BaseException:
+        mlflow.end_run(status="FAILED")
+        raise
+    else:
+        mlflow.end_run(status="FINISHED")
+
+
+def log_config(cfg: DictConfig) -> None:
+    """Params: the flattened resolved config. Artifact: config.yaml."""
+    params = {k: ("null" if v is None else str(v)) for k, v in flatten(cfg).items()}
+    mlflow.log_params(params)
+    mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+
+
+def log_epoch(epoch: int, metrics: dict[str, float]) -> None:
+    mlflow.log_metrics(metrics, step=epoch)
+
+
+def log_test_scores(scores: dict, prefix: str = "test") -> None:
+    """Metrics `{prefix}_entity_f1|precision|recall|f1_strict`, `{prefix}_f1_<TYPE>`; the seqeval report."""
+    metrics = {f"{prefix}_{k}": float(scores[k]) for k in ("entity_f1", "entity_precision", "entity_recall", "entity_f1_strict")}
+    metrics.update({f"{prefix}_f1_{kind}": float(v) for kind, v in scores["per_type_f1"].items()})
+    mlflow.log_metrics(metrics)
+    mlflow.log_text(scores["report"], "classification_report.txt")
+
+
+def log_file(path: str, artifact_path: str | None = None) -> None:
+    mlflow.log_artifact(path, artifact_path)
+
+
+def log_figure(draw, filename: str) -> None:
+    """`draw(path)` writes a figure; it is logged as artifact `filename`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, filename)
+        draw(path)
+        mlflow.log_artifact(path)

@@ -1,0 +1,257 @@
+"""The CRF against brute-force enumeration of every tag path, on small random inputs."""
+
+import itertools
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from seqlab.constraints import allowed_transitions
+from seqlab.crf import CRF
+
+LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+
+
+def random_crf(k, seed, **kwargs):
+    rng = np.random.default_rng(seed)
+    crf = CRF(k, **kwargs)
+    crf.build()
+    for w in crf.weights:
+        w.assign(rng.normal(size=w.shape).astype("float32"))
+    return crf
+
+
+def random_batch(b, t, k, lengths, seed):
+    rng = np.random.default_rng(seed + 1)
+    emissions = rng.normal(size=(b, t, k)).astype("float32")
+    mask = np.arange(t)[None, :] < np.asarray(lengths)[:, None]
+    return emissions, mask
+
+
+def enumerate_paths(crf, emissions, length, legal=None):
+    """All (path, score) of one sentence, by the definition of the CRF score."""
+    tr, st, en = (keras.ops.convert_to_numpy(w) for w in (crf.transitions, crf.start_transitions, crf.end_transitions))
+    k = crf.num_tags
+    out = []
+    for path in itertools.product(range(k), repeat=length):
+        if legal is not None and not legal(path):
+            continue
+        s = st[path[0]] + en[path[-1]] + sum(emissions[t, path[t]] for t in range(length))
+        s += sum(tr[path[t - 1], path[t]] for t in range(1, length))
+        out.append((path, float(s)))
+    return out
+
+
+def logsumexp(xs):
+    xs = np.asarray(xs, dtype=np.float64)
+    return float(xs.max() + np.log(np.exp(xs - xs.max()).sum()))
+
+
+LENGTHS = [5, 3, 1, 4]
+
+
+@pytest.fixture(scope="module")
+def case():
+    crf = random_crf(4, seed=0)
+    emissions, mask = random_batch(4, 5, 4, LENGTHS, seed=0)
+    return crf, emissions, mask
+
+
+def test_log_partition_and_nll_match_enumeration(case):
+    crf, emissions, mask = case
+    rng = np.random.default_rng(3)
+    tags = rng.integers(0, 4, size=(4, 5)).astype("int32")
+    log_z = ops.convert_to_numpy(crf.log_partition(emissions, mask))
+    llh = ops.convert_to_numpy(crf.log_likelihood(emissions, tags, mask))
+    for b, length in enumerate(LENGTHS):
+        paths = enumerate_paths(crf, emissions[b], length)
+        z = logsumexp([s for _, s in paths])
+        gold = dict(paths)[tuple(tags[b, :length])]
+        assert log_z[b] == pytest.approx(z, abs=1e-4)
+        assert llh[b] == pytest.approx(gold - z, abs=1e-4)
+        assert llh[b] < 0
+
+
+def test_viterbi_is_the_best_enumerated_path(case):
+    crf, emissions, mask = case
+    paths, scores = (ops.convert_to_numpy(x) for x in crf.viterbi(emissions, mask))
+    for b, length in enumerate(LENGTHS):
+        best_path, best_score = max(enumerate_paths(crf, emissions[b], length), key=lambda p: p[1])
+        assert tuple(paths[b, :length]) == best_path
+        assert scores[b] == pytest.approx(best_score, abs=1e-4)
+        assert (paths[b, length:] == crf.pad_value).all()
+
+
+def test_viterbi_differs_from_argmax_when_transitions_matter():
+    crf = CRF(2)
+    crf.build()
+    crf.transitions.assign(np.array([[0.0, -10.0], [-10.0, 0.0]], "float32"))  # switching costs a lot
+    crf.start_transitions.assign(np.zeros(2, "float32"))
+    crf.end_transitions.assign(np.zeros(2, "float32"))
+    emissions = np.array([[[2.0, 0.0], [0.0, 1.0], [2.0, 0.0]]], "float32")
+    assert ops.convert_to_numpy(crf.decode(emissions)).tolist() == [[0, 0, 0]]
+    assert np.argmax(emissions, -1).tolist() == [[0, 1, 0]]
+
+
+def test_marginals_sum_to_one_and_match_enumeration(case):
+    crf, emissions, mask = case
+    marg = ops.convert_to_numpy(crf.marginals(emissions, mask))
+    for b, length in enumerate(LENGTHS):
+        paths = enumerate_paths(crf, emissions[b], length)
+        z = logsumexp([s for _, s in paths])
+        expected = np.zeros((length, 4))
+        for path, s in paths:
+            expected[np.arange(length), path] += np.exp(s - z)
+        np.testing.assert_allclose(marg[b, :length], expected, atol=1e-5)
+        np.testing.assert_allclose(marg[b, :length].sum(-1), 1.0, atol=1e-5)
+        assert (marg[b, length:] == 0).all()
+
+
+def test_nbest_order_and_scores_match_enumeration(case):
+    crf, emissions, mask = case
+    k = 6
+    paths, scores = (ops.convert_to_numpy(x) for x in crf.nbest(emissions, k, mask))
+    assert paths.shape == (4, k, 5) and scores.shape == (4, k)
+    for b, length in enumerate(LENGTHS):
+        ranked = sorted(enumerate_paths(crf, emissions[b], length), key=lambda p: -p[1])
+        n_real = min(k, len(ranked))
+        np.testing.assert_allclose(scores[b, :n_real], [s for _, s in ranked[:n_real]], atol=1e-4)
+        for r in range(n_real):
+            assert dict(ranked)[tuple(paths[b, r, :length])] == pytest.approx(scores[b, r], abs=1e-4)
+        assert len({tuple(p[:length]) for p in paths[b, :n_real]}) == n_real  # no path twice
+        assert np.isneginf(scores[b, n_real:]).all()  # length 1 has only 4 paths
+        assert tuple(paths[b, 0, :length]) == ranked[0][0]
+
+
+def test_padding_changes_nothing(case):
+    crf, emissions, mask = case
+    rng = np.random.default_rng(9)
+    tags = rng.integers(0, 4, size=(4, 5)).astype("int32")
+    padded_em = np.concatenate([emissions, rng.normal(size=(4, 3, 4)).astype("float32") * 50], axis=1)
+    padded_mask = np.concatenate([mask, np.zeros((4, 3), bool)], axis=1)
+    padded_tags = np.concatenate([tags, rng.integers(0, 4, size=(4, 3)).astype("int32")], axis=1)
+    a = ops.convert_to_numpy(crf.log_likelihood(emissions, tags, mask))
+    b = ops.convert_to_numpy(crf.log_likelihood(padded_em, padded_tags, padded_mask))
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(crf.decode(emissions, mask)), ops.convert_to_numpy(crf.decode(padded_em, padded_mask))[:, :5]
+    )
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(crf.marginals(emissions, mask)),
+        ops.convert_to_numpy(crf.marginals(padded_em, padded_mask))[:, :5], atol=1e-6,
+    )
+
+
+def iob2_legal(path):
+    for i, tag in enumerate(LABELS[p] for p in path):
+        if tag.startswith("I-"):
+            prev = LABELS[path[i - 1]] if i else "O"
+            if prev == "O" or prev[2:] != tag[2:]:
+                return False
+    return True
+
+
+def test_constraints_forbid_illegal_paths():
+    crf = random_crf(5, seed=4, labels=LABELS, constraints="iob2")
+    lengths = [4, 2, 1]
+    emissions, mask = random_batch(3, 4, 5, lengths, seed=4)
+    emissions[:, :, 2] += 5.0  # make I-PER tempting everywhere, including at the start
+    log_z = ops.convert_to_numpy(crf.log_partition(emissions, mask))
+    paths = ops.convert_to_numpy(crf.decode(emissions, mask))
+    nbest, nscores = (ops.convert_to_numpy(x) for x in crf.nbest(emissions, 8, mask))
+    marg = ops.convert_to_numpy(crf.marginals(emissions, mask))
+    for b, length in enumerate(lengths):
+        legal = enumerate_paths(crf, emissions[b], length, legal=iob2_legal)
+        assert log_z[b] == pytest.approx(logsumexp([s for _, s in legal]), abs=1e-4)
+        assert iob2_legal(paths[b, :length])
+        assert tuple(paths[b, :length]) == max(legal, key=lambda p: p[1])[0]
+        for r in range(8):
+            if np.isfinite(nscores[b, r]):
+                assert iob2_legal(nbest[b, r, :length])
+        assert marg[b, 0, 2] == 0.0 and marg[b, 0, 4] == 0.0  # no mass on I- at the start
+
+
+def test_allowed_transitions_bioes():
+    labels = ["O", "B-X", "I-X", "E-X", "S-X"]
+    trans, start, end = allowed_transitions(labels, "bioes")
+    assert start.tolist() == [True, True, False, False, True]
+    assert end.tolist() == [True, False, False, True, True]
+    assert trans[1, 2] and trans[1, 3] and not trans[1, 0] and not trans[0, 2] and trans[3, 0] and trans[4, 1]
+
+
+def test_all_padding_rows_and_length_one_are_finite_with_finite_gradients():
+    import tensorflow as tf
+
+    crf = random_crf(3, seed=5)
+    emissions = tf.constant(np.random.default_rng(5).normal(size=(3, 4, 3)).astype("float32"))
+    mask = np.array([[False] * 4, [True, False, False, False], [True] * 4])
+    tags = np.zeros((3, 4), "int32")
+    with tf.GradientTape() as tape:
+        tape.watch(emissions)
+        loss = -tf.reduce_sum(crf.log_likelihood(emissions, tags, mask))
+    grads = tape.gradient(loss, [emissions, *crf.trainable_weights])
+    assert np.isfinite(loss.numpy())
+    assert all(np.isfinite(g.numpy()).all() for g in grads)
+    assert crf.log_likelihood(emissions, tags, mask).numpy()[0] == 0.0
+    assert (crf.decode(emissions, mask).numpy()[0] == crf.pad_value).all()
+
+
+def test_half_precision_emissions_are_computed_in_float32(case):
+    crf, emissions, mask = case
+    tags = np.zeros((4, 5), "int32")
+    full = ops.convert_to_numpy(crf.log_likelihood(emissions, tags, mask))
+    for dtype in ("float16", "bfloat16"):
+        half = crf.log_likelihood(ops.cast(emissions, dtype), tags, mask)
+        assert half.dtype == "float32"
+        np.testing.assert_allclose(ops.convert_to_numpy(half), full, rtol=2e-2, atol=5e-2)
+
+
+def test_xla_matches_eager(case):
+    import tensorflow as tf
+
+    crf, emissions, mask = case
+    tags = np.ones((4, 5), "int32")
+    eager = (crf.log_likelihood(emissions, tags, mask).numpy(), crf.decode(emissions, mask).numpy())
+    xla = tf.function(lambda e, t, m: (crf.log_likelihood(e, t, m), crf.decode(e, m)), jit_compile=True)
+    got = xla(emissions, tags, mask)
+    np.testing.assert_allclose(got[0].numpy(), eager[0], atol=1e-5)
+    np.testing.assert_array_equal(got[1].numpy(), eager[1])
+
+
+def test_bad_shapes_give_clear_errors():
+    crf = CRF(3)
+    with pytest.raises(ValueError, match=r"emissions have 4 tags, the layer has 3"):
+        crf.decode(np.zeros((1, 2, 4), "float32"))
+    with pytest.raises(ValueError, match="need the tag names"):
+        CRF(3, constraints="iob2")
+
+
+def test_save_and_reload_without_custom_objects(tmp_path):
+    inputs = keras.Input((None, 5))
+    crf = CRF(5, labels=LABELS, constraints="iob2", name="crf")
+    model = keras.Model(inputs, crf(keras.layers.Dense(5)(inputs)))
+    emissions, mask = random_batch(2, 4, 5, [4, 2], seed=7)
+    path = tmp_path / "crf.keras"
+    model.save(path)
+    reloaded = keras.saving.load_model(path)
+    again = reloaded.get_layer("crf")
+    assert again.constraints == "iob2" and list(again.labels) == LABELS
+    for name in ("transitions", "start_transitions", "end_transitions"):
+        np.testing.assert_array_equal(ops.convert_to_numpy(getattr(crf, name)), ops.convert_to_numpy(getattr(again, name)))
+    np.testing.assert_array_equal(ops.convert_to_numpy(crf.decode(emissions, mask)), ops.convert_to_numpy(again.decode(emissions, mask)))
+
+
+def test_log_likelihood_matches_pytorch_crf(case):
+    torch = pytest.importorskip("torch")
+    torchcrf = pytest.importorskip("torchcrf")
+    crf, emissions, mask = case
+    ref = torchcrf.CRF(4, batch_first=True)
+    with torch.no_grad():
+        ref.transitions.copy_(torch.tensor(ops.convert_to_numpy(crf.transitions)))
+        ref.start_transitions.copy_(torch.tensor(ops.convert_to_numpy(crf.start_transitions)))
+        ref.end_transitions.copy_(torch.tensor(ops.convert_to_numpy(crf.end_transitions)))
+    tags = np.random.default_rng(11).integers(0, 4, size=(4, 5))
+    expected = ref(torch.tensor(emissions), torch.tensor(tags), torch.tensor(mask), reduction="none").detach().numpy()
+    got = ops.convert_to_numpy(crf.log_likelihood(emissions, tags, mask))
+    np.testing.assert_allclose(got, expected, atol=1e-4)
