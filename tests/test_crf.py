@@ -213,10 +213,18 @@ def test_xla_matches_eager(case):
     crf, emissions, mask = case
     tags = np.ones((4, 5), "int32")
     eager = (crf.log_likelihood(emissions, tags, mask).numpy(), crf.decode(emissions, mask).numpy())
-    xla = tf.function(lambda e, t, m: (crf.log_likelihood(e, t, m), crf.decode(e, m)), jit_compile=True)
-    got = xla(emissions, tags, mask)
+    def both(e, t, m):
+        with tf.GradientTape() as tape:
+            tape.watch(e)
+            llh = crf.log_likelihood(e, t, m)
+            total = tf.reduce_sum(llh)
+        return llh, crf.decode(e, m), tape.gradient(total, e)
+
+    eager_grad = both(tf.constant(emissions), tags, mask)[2].numpy()
+    got = tf.function(both, jit_compile=True)(tf.constant(emissions), tags, mask)
     np.testing.assert_allclose(got[0].numpy(), eager[0], atol=1e-5)
     np.testing.assert_array_equal(got[1].numpy(), eager[1])
+    np.testing.assert_allclose(got[2].numpy(), eager_grad, atol=1e-5)
 
 
 def test_bad_shapes_give_clear_errors():

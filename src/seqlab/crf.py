@@ -52,7 +52,9 @@ def _scan(step, init, xs, reverse=False):
         ys = [ta.write(t, v) for ta, v in zip(ys, tf.nest.flatten(y))]
         return i + 1, tf.nest.flatten(carry), ys
 
-    _, carry_flat, ys_ta = tf.while_loop(lambda i, *_: i < n, body, (tf.constant(0), carry_flat, ys_ta))
+    _, carry_flat, ys_ta = tf.while_loop(
+        lambda i, *_: i < n, body, (tf.constant(0), carry_flat, ys_ta), maximum_iterations=n  # XLA gradients need it
+    )
     return tf.nest.pack_sequence_as(init, carry_flat), tf.nest.pack_sequence_as(init, [ta.stack() for ta in ys_ta])
 
 
@@ -253,18 +255,20 @@ class CRF(keras.layers.Layer):
         score0 = start + emissions[:, 0]  # [B, K]
         xs = (ops.moveaxis(emissions[:, 1:], 1, 0), ops.moveaxis(mask[:, 1:], 1, 0))
 
-        def step(carry, x):
-            score, _ = carry
+        def step(score, x):
             emit_t, mask_t = x
-            cand = score[:, :, None] + trans[None]  # [B, K(from), K(to)]
-            best_prev = ops.cast(ops.argmax(cand, axis=1), "int32")  # [B, K]
-            nxt = ops.max(cand, axis=1) + emit_t  # [B, K]
+            nxt = ops.max(score[:, :, None] + trans[None], axis=1) + emit_t  # [B, K]
             score = ops.where(mask_t[:, None], nxt, score)
-            back = ops.where(mask_t[:, None], best_prev, identity)  # padding keeps the tag
-            return (score, back), (score, back)
+            return score, score
 
-        init = (score0, ops.zeros_like(score0, dtype="int32"))
-        (score, _), (_, backs) = _scan(step, init, xs)  # backs [T-1, B, K]
+        score, scores = _scan(step, score0, xs)  # scores [T-1, B, K]: best score ending in each tag
+        # Back-pointers for all steps at once, outside the loop (one big argmax beats T small ones).
+        before = ops.concatenate([score0[None], scores], axis=0)[:-1]  # [T-1, B, K]: scores at t - 1
+        cand = before[:, :, None, :] + ops.transpose(trans)[None, None]  # [T-1, B, K(to), K(from)]
+        # argmax as two plain reductions (max, then the first index reaching it): XLA's CPU argmax is slow.
+        hits = cand >= ops.max(cand, axis=3, keepdims=True)
+        best_prev = ops.min(ops.where(hits, ops.arange(k, dtype="int32"), k), axis=3)  # [T-1, B, K(to)]
+        backs = ops.where(ops.moveaxis(mask[:, 1:], 1, 0)[:, :, None], best_prev, identity)  # padding keeps the tag
         final = score + end  # [B, K]
         last = ops.cast(ops.argmax(final, axis=1), "int32")  # [B]
         best = ops.max(final, axis=1)

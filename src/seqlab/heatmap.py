@@ -20,8 +20,7 @@ def plot_transitions(matrix: np.ndarray, labels: list[str], title: str, path: st
     size = max(5.0, 0.45 * k + 2)
     fig, ax = plt.subplots(figsize=(size + 1.5, size))
     shown = np.ma.masked_where(forbidden, matrix) if forbidden is not None else matrix
-    cmap = plt.get_cmap("RdBu_r" if colorbar == "score" else "viridis").copy()
-    cmap.set_bad("#d0d0d0")
+    cmap = plt.get_cmap("RdBu_r" if colorbar == "score" else "viridis").with_extremes(bad="#d0d0d0")
     if colorbar == "score":
         lim = float(np.abs(np.ma.compressed(np.ma.asarray(shown))).max() or 1.0)
         image = ax.imshow(shown, cmap=cmap, vmin=-lim, vmax=lim)

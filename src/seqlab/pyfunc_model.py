@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import logging
 import tempfile
-import warnings
 
 import mlflow
 import mlflow.pyfunc
@@ -66,9 +66,12 @@ def log_tagger(model, vocab, train_scheme: str = "iob2", name: str = "model"):
         meta_path = os.path.join(tmp, "meta.json")
         with open(meta_path, "w", encoding="utf-8") as f:
             json.dump({"train_scheme": train_scheme, "labels": vocab.labels}, f)
-        with warnings.catch_warnings():
-            # The wrapper holds no state of its own; pickling it is the documented way for custom code.
-            warnings.filterwarnings("ignore", message=".*serialized using CloudPickle.*")
+        quiet = logging.Filter()
+        # The wrapper holds no state of its own, so MLflow's warning about pickling it is noise.
+        quiet.filter = lambda record: "CloudPickle" not in record.getMessage()
+        logger = logging.getLogger("mlflow.pyfunc")
+        logger.addFilter(quiet)
+        try:
             return mlflow.pyfunc.log_model(
                 name=name,
                 python_model=TaggerPyfunc(),
@@ -76,3 +79,5 @@ def log_tagger(model, vocab, train_scheme: str = "iob2", name: str = "model"):
                 code_paths=[os.path.dirname(seqlab.__file__)],
                 pip_requirements=pip_requirements(),
             )
+        finally:
+            logger.removeFilter(quiet)

@@ -109,7 +109,8 @@ def as_dataset(batches: BucketedBatches):
             yield batches[i]
         batches.on_epoch_end()
 
-    return tf.data.Dataset.from_generator(epoch, output_signature=signature).prefetch(2)
+    dataset = tf.data.Dataset.from_generator(epoch, output_signature=signature)
+    return dataset.apply(tf.data.experimental.assert_cardinality(len(batches))).prefetch(2)
 
 
 def fit(model, batches: BucketedBatches, epochs: int, callbacks: list) -> keras.callbacks.History:

@@ -1,0 +1,172 @@
+"""Time seqlab's CRF against pytorch-crf 0.7.2 and the softmax head, side by side in one run.
+
+    pip install -e '.[bench]'        # torch 2.13.0 (CPU) and pytorch-crf 0.7.2
+    python scripts/bench_crf.py      # prints a Markdown table for docs/benchmarks.md
+
+Shapes: B=32, T=40, lengths uniform in [5, 40], K=9 and K=21. Each number is
+the median of `--repeats` timed calls after warm-up, in milliseconds. The last
+table compares a whole BiLSTM tagger's training step with each head.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from seqlab.crf import CRF  # noqa: E402
+from seqlab.model import build_tagger  # noqa: E402
+from seqlab.model.heads import argmax_decode, softmax_loss  # noqa: E402
+
+
+def median_ms(fn, repeats: int, warmup: int = 5) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def make_inputs(batch: int, time_steps: int, k: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(5, time_steps + 1, size=batch)
+    lengths[0] = time_steps  # the batch is as long as its longest sentence
+    mask = np.arange(time_steps)[None, :] < lengths[:, None]
+    emissions = rng.normal(size=(batch, time_steps, k)).astype("float32")
+    tags = rng.integers(0, k, size=(batch, time_steps)).astype("int32")
+    return emissions, tags, mask
+
+
+def seqlab_timings(emissions, tags, mask, repeats: int, jit: bool) -> dict[str, float]:
+    k = emissions.shape[-1]
+    crf = CRF(k)
+    crf.build()
+    em, tg, mk = tf.constant(emissions), tf.constant(tags), tf.constant(mask)
+
+    @tf.function(jit_compile=jit)
+    def nll_and_grad(e, t, m):
+        with tf.GradientTape() as tape:
+            tape.watch(e)
+            loss = -tf.reduce_mean(crf.log_likelihood(e, t, m))
+        return loss, tape.gradient(loss, [e, *crf.trainable_weights])
+
+    @tf.function(jit_compile=jit)
+    def decode(e, m):
+        return crf.decode(e, m)
+
+    @tf.function(jit_compile=jit)
+    def softmax_and_grad(e, t, m):
+        with tf.GradientTape() as tape:
+            tape.watch(e)
+            loss = softmax_loss(e, t, m)
+        return loss, tape.gradient(loss, e)
+
+    @tf.function(jit_compile=jit)
+    def argmax(e, m):
+        return argmax_decode(e, m)
+
+    return {
+        "nll_grad": median_ms(lambda: [x.numpy() if hasattr(x, "numpy") else [g.numpy() for g in x] for x in nll_and_grad(em, tg, mk)], repeats),
+        "decode": median_ms(lambda: decode(em, mk).numpy(), repeats),
+        "softmax_grad": median_ms(lambda: softmax_and_grad(em, tg, mk)[1].numpy(), repeats),
+        "argmax": median_ms(lambda: argmax(em, mk).numpy(), repeats),
+    }
+
+
+def torch_timings(emissions, tags, mask, repeats: int) -> dict[str, float] | None:
+    try:
+        import torch
+        from torchcrf import CRF as TorchCRF
+    except ImportError:
+        return None
+    k = emissions.shape[-1]
+    crf = TorchCRF(k, batch_first=True)
+    em = torch.tensor(emissions, requires_grad=True)
+    tg, mk = torch.tensor(tags, dtype=torch.long), torch.tensor(mask)
+
+    def nll_grad():
+        crf.zero_grad()
+        em.grad = None
+        loss = -crf(em, tg, mk, reduction="mean")
+        loss.backward()
+
+    def decode():
+        with torch.no_grad():
+            crf.decode(em, mk)
+
+    return {"nll_grad": median_ms(nll_grad, repeats), "decode": median_ms(decode, repeats)}
+
+
+def tagger_step_ms(head: str, batch: int, time_steps: int, k: int, repeats: int) -> float:
+    """One training step of a BiLSTM tagger (word embedding 100 + char CNN, 100 units per direction)."""
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(0)
+    labels = ["O"] + [f"{p}-T{i}" for i in range((k - 1) // 2) for p in "BI"]
+    spec = {
+        "num_words": 5000, "num_chars": 90, "labels": labels, "scheme": "iob2",
+        "words": {"dim": 100, "dropout": 0.5, "chars": "cnn", "char_dim": 30, "char_filters": 30, "char_kernel": 3},
+        "encoder": {"name": "bilstm", "layers": 1, "units": 100, "dropout": 0.5, "recurrent_dropout": 0.0},
+        "head": {"name": head, "constrained": head == "crf"},
+    }
+    model = build_tagger(spec)
+    model.compile(optimizer="adam")
+    rng = np.random.default_rng(1)
+    _, tags, mask = make_inputs(batch, time_steps, k)
+    words = np.where(mask, rng.integers(2, 5000, size=mask.shape), 0).astype("int32")
+    chars = np.where(mask[..., None], rng.integers(1, 90, size=(*mask.shape, 10)), 0).astype("int32")
+    x = {"words": words, "chars": chars}
+    return median_ms(lambda: model.train_on_batch(x, tags), repeats)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--time", type=int, default=40)
+    args = parser.parse_args()
+
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+          f"tensorflow {tf.__version__}, keras {keras.__version__}")
+    try:
+        import torch
+
+        print(f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
+    except ImportError:
+        print("torch not installed: pip install -e '.[bench]' for the pytorch-crf columns")
+    print()
+    print("| K | op | seqlab graph (ms) | seqlab XLA (ms) | pytorch-crf (ms) | speed-up (best seqlab vs pytorch-crf) |")
+    print("|---|---|---|---|---|---|")
+    for k in (9, 21):
+        emissions, tags, mask = make_inputs(args.batch, args.time, k)
+        graph = seqlab_timings(emissions, tags, mask, args.repeats, jit=False)
+        xla = seqlab_timings(emissions, tags, mask, args.repeats, jit=True)
+        ref = torch_timings(emissions, tags, mask, args.repeats)
+        for op, name in (("nll_grad", "NLL forward + backward"), ("decode", "Viterbi decode")):
+            best = min(graph[op], xla[op])
+            ref_ms = f"{ref[op]:.2f}" if ref else "n/a"
+            ratio = f"{ref[op] / best:.1f}x" if ref else "n/a"
+            print(f"| {k} | {name} | {graph[op]:.2f} | {xla[op]:.2f} | {ref_ms} | {ratio} |")
+        print(f"| {k} | softmax CE forward + backward (reference) | {graph['softmax_grad']:.2f} | {xla['softmax_grad']:.2f} | | |")
+        print(f"| {k} | softmax argmax decode (reference) | {graph['argmax']:.2f} | {xla['argmax']:.2f} | | |")
+    print()
+    print("| K | BiLSTM tagger train step, softmax head (ms) | same, CRF head (ms) | CRF / softmax |")
+    print("|---|---|---|---|")
+    for k in (9, 21):
+        soft = tagger_step_ms("softmax", args.batch, args.time, k, args.repeats)
+        crf = tagger_step_ms("crf", args.batch, args.time, k, args.repeats)
+        print(f"| {k} | {soft:.2f} | {crf:.2f} | {crf / soft:.3f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""Heads, encoders and the Tagger: masking, save/load."""
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from seqlab.model import build_tagger
+from seqlab.model.encoders import CNNEncoder, RNNEncoder
+from seqlab.model.heads import argmax_decode, softmax_loss
+
+
+def test_softmax_loss_ignores_padding_and_equals_mean_token_cross_entropy():
+    rng = np.random.default_rng(0)
+    em = rng.normal(size=(2, 4, 3)).astype("float32")
+    tags = rng.integers(0, 3, size=(2, 4)).astype("int32")
+    mask = np.array([[True, True, True, False], [True, False, False, False]])
+    loss = float(softmax_loss(em, tags, mask))
+    logp = em - np.log(np.exp(em).sum(-1, keepdims=True))
+    expected = -np.mean([logp[b, t, tags[b, t]] for b in range(2) for t in range(4) if mask[b, t]])
+    assert loss == pytest.approx(expected, rel=1e-5)
+    em2, tags2 = em.copy(), tags.copy()
+    em2[~mask] = 100.0
+    tags2[~mask] = 2
+    assert float(softmax_loss(em2, tags2, mask)) == pytest.approx(loss, rel=1e-6)
+    assert ops.convert_to_numpy(argmax_decode(em, mask)).tolist()[1][1:] == [-1, -1, -1]
+
+
+@pytest.mark.parametrize("encoder", [CNNEncoder(layers=2, filters=6, kernel_size=3, dropout=0.0),
+                                     RNNEncoder("lstm", units=3, dropout=0.0), RNNEncoder("gru", units=3, dropout=0.0)])
+def test_encoders_do_not_let_padding_leak_into_real_tokens(encoder):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(2, 5, 4)).astype("float32")
+    mask = np.array([[True] * 5, [True, True, True, False, False]])
+    short = ops.convert_to_numpy(encoder(x[:, :5], mask=mask))
+    padded_x = np.concatenate([x, rng.normal(size=(2, 3, 4)).astype("float32") * 10], axis=1)
+    padded_x[1, 3:] = rng.normal(size=(5, 4)) * 10  # garbage in the padding
+    padded_mask = np.concatenate([mask, np.zeros((2, 3), bool)], axis=1)
+    long = ops.convert_to_numpy(encoder(padded_x, mask=padded_mask))
+    np.testing.assert_allclose(long[0, :5], short[0], atol=1e-5)
+    np.testing.assert_allclose(long[1, :3], short[1, :3], atol=1e-5)
+
+
+SPEC = dict(
+    num_words=30, num_chars=12, labels=["O", "B-PER", "I-PER"], scheme="iob2",
+    words=dict(dim=8, dropout=0.0, chars="cnn", char_dim=4, char_filters=5, char_kernel=3),
+    encoder=dict(name="bilstm", layers=1, units=4, dropout=0.0, recurrent_dropout=0.0),
+    head=dict(name="crf", constrained=True),
+)
+
+
+@pytest.mark.parametrize("head", ["crf", "softmax"])
+def test_tagger_trains_saves_and_reloads_with_identical_predictions(tmp_path, head):
+    model = build_tagger({**SPEC, "head": {"name": head, "constrained": head == "crf"}})
+    model.compile(optimizer="adam")
+    rng = np.random.default_rng(2)
+    x = {"words": np.array([[3, 4, 5, 0], [6, 7, 0, 0]], "int32"), "chars": rng.integers(1, 12, (2, 4, 3)).astype("int32")}
+    y = np.array([[1, 2, 0, 0], [0, 1, 0, 0]], "int32")
+    before = model.get_weights()
+    assert np.isfinite(model.train_on_batch(x, y))
+    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+    path = tmp_path / "tagger.keras"
+    model.save(path)
+    again = keras.saving.load_model(path)
+    np.testing.assert_array_equal(model.predict_on_batch(x), again.predict_on_batch(x))
+    np.testing.assert_allclose(ops.convert_to_numpy(model(x)), ops.convert_to_numpy(again(x)), atol=1e-6)
+    assert (model.predict_on_batch(x)[1, 2:] == -1).all()

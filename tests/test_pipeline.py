@@ -1,0 +1,148 @@
+"""The main entry end to end on a tiny slice, against a real (SQLite) MLflow store."""
+
+import subprocess
+import sys
+
+import mlflow
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import REPO, tiny_overrides
+
+
+def run_and_fetch(cfg):
+    from seqlab.pipeline import train
+
+    result = train(cfg)
+    client = MlflowClient(tracking_uri=cfg.tracking.uri)
+    return result, client, client.get_run(result["run_id"])
+
+
+@pytest.mark.parametrize("head", ["crf", "softmax"])
+def test_training_run_records_the_whole_mlflow_contract(tiny_cfg, head, tmp_path):
+    cfg = tiny_cfg("+encoder=bilstm", f"head={head}", "trainer.epochs=2")
+    result, client, run = run_and_fetch(cfg)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["encoder"] == "bilstm" and run.data.tags["head"] == head and run.data.tags["data"] == "wnut16"
+
+    params = run.data.params
+    assert params["trainer.epochs"] == "2" and params["head.name"] == head and params["encoder.units"] == "100"
+    assert params["seed"] == "42" and params["tracking.uri"] == cfg.tracking.uri
+    assert params["stats.train.sentences"] == "80"
+
+    history = client.get_metric_history(run.info.run_id, "val_entity_f1")
+    assert [m.step for m in history] == [1, 2]
+    metrics = run.data.metrics
+    for key in ("test_entity_f1", "test_entity_precision", "test_entity_recall", "test_entity_f1_strict",
+                "oov_rate_dev", "oov_rate_test", "num_params"):
+        assert key in metrics
+    per_type = {k for k in metrics if k.startswith("test_f1_")}
+    assert "test_f1_person" in per_type and len(per_type) >= 5
+    assert 0.0 <= metrics["test_entity_f1"] <= 1.0
+    assert metrics["test_entity_f1"] == pytest.approx(result["test_entity_f1"])
+
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"config.yaml", "classification_report.txt", "transition_matrix.png", "model_summary.txt"} <= artifacts
+    config_text = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/config.yaml")
+    assert f"name: {head}" in config_text and "bilstm" in config_text
+    report = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/classification_report.txt")
+    assert "person" in report and "micro avg" in report
+    png = mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/transition_matrix.png", dst_path=str(tmp_path))
+    with open(png, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+    # The logged model tags raw token lists, without any side files.
+    model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    sentences = [["EU", "rejects", "German", "call", "to", "boycott", "British", "lamb", "."], ["Paris"], []]
+    tags = model.predict(sentences)
+    assert [len(t) for t in tags] == [9, 1, 0]
+    labels = set(_labels(tmp_path, run.info.run_id))
+    assert "O" in labels and all(t in labels for seq in tags for t in seq)
+
+
+def _labels(tmp_path, run_id):
+    import json
+
+    local = mlflow.artifacts.download_artifacts(f"runs:/{run_id}/model/artifacts/meta.json", dst_path=str(tmp_path / "meta"))
+    with open(local) as f:
+        return json.load(f)["labels"]
+
+
+def test_pyfunc_matches_in_process_decoding(tiny_cfg):
+    """The reloaded model predicts exactly what the trained model predicted (CRF Viterbi decoding)."""
+    from seqlab.data import load_corpus
+    from seqlab.pipeline import train
+
+    cfg = tiny_cfg("+encoder=cnn", "head=crf")
+    result = train(cfg)
+    corpus = load_corpus(cfg.data, cfg.seed)
+    tokens = [list(s.tokens) for s in corpus.test[:40]]
+    reloaded = mlflow.pyfunc.load_model(f"runs:/{result['run_id']}/model")
+    first, second = reloaded.predict(tokens), reloaded.predict(list(reversed(tokens)))
+    assert first == list(reversed(second))  # batching and order do not change the output
+    assert [len(t) for t in first] == [len(s) for s in tokens]
+
+
+def test_no_encoder_prints_one_line_and_exits_2():
+    proc = subprocess.run([sys.executable, "-m", "experiments.run"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "+encoder=" in lines[0] and "bilstm" in lines[0] and "cnn" in lines[0]
+    assert "Traceback" not in proc.stderr + proc.stdout
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("trainer.epoch=3", "Key 'epoch' not in 'TrainerConfig'"),
+        ("head=crff", "Could not find 'head/crff'"),
+        ("trainer.epochs=many", "could not be converted to Integer"),
+        ("trainer.epochs=0", "trainer.epochs=0 is invalid"),
+        ("encoder.units=x", "could not be converted to Integer"),
+    ],
+)
+def test_bad_config_values_give_a_clear_message(override, expected, tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.run", "+encoder=bilstm", override, f"tracking.uri=sqlite:///{tmp_path}/m.db"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode != 0
+    assert expected in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "m.db").exists()  # nothing half-written
+
+
+def test_help_and_cfg_job_do_not_import_tensorflow(tmp_path):
+    """A fake `tensorflow` that fails on import proves the light start-up."""
+    fake = tmp_path / "fake" / "tensorflow"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('tensorflow was imported')\n")
+    env = {**__import__("os").environ, "PYTHONPATH": f"{fake.parent}:{REPO / 'src'}"}
+    for args in (["--help"], ["+encoder=bilstm", "--cfg", "job"]):
+        proc = subprocess.run([sys.executable, "-m", "experiments.run", *args], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert "tensorflow was imported" not in proc.stderr
+    assert "encoder:" in proc.stdout and "name: bilstm" in proc.stdout
+
+
+def test_multirun_gives_one_isolated_run_per_combination(tmp_path):
+    """Hydra's basic launcher runs all six jobs in one process; each must be its own clean run."""
+    overrides = tiny_overrides(tmp_path, "data.limit=40", "tracking.log_model=false", "words.chars=none")
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.run", "-m", "+encoder=bilstm,bigru,cnn", "head=softmax,crf",
+         *overrides, f"hydra.sweep.dir={tmp_path}/multirun"],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    runs = client.search_runs([client.get_experiment_by_name("seqlab").experiment_id])
+    combos = sorted((r.data.tags["encoder"], r.data.tags["head"]) for r in runs)
+    assert combos == sorted((e, h) for e in ("bilstm", "bigru", "cnn") for h in ("softmax", "crf"))
+    for r in runs:
+        assert r.info.status == "FINISHED"
+        assert "mlflow.parentRunId" not in r.data.tags  # no run nested into the previous job's run
+        assert r.data.params["encoder.name"] == r.data.tags["encoder"]
+    # Same seed, same data: the two heads on one encoder start from the same data split.
+    assert len({r.data.params["stats.test.entities"] for r in runs}) == 1
