@@ -115,4 +115,4 @@ def as_dataset(batches: BucketedBatches):
 
 def fit(model, batches: BucketedBatches, epochs: int, callbacks: list) -> keras.callbacks.History:
     """Run Keras' fit loop; progress is reported by the callbacks, one line per epoch."""
-    return model.fit(as_dataset(batches), epochs=epochs, callbacks=callbacks, verbose=0)
+    return model.fit(as_dataset(batches), epochs=epochs, callbacks=callbacks, verbose=0, shuffle=False)
