@@ -7,6 +7,7 @@ import os
 import sys
 
 from omegaconf import DictConfig
+from omegaconf.errors import MissingMandatoryValue
 
 from seqlab.config import check_config
 from seqlab.errors import SeqlabError
@@ -29,4 +30,7 @@ def run_job(cfg: DictConfig) -> float:
         return train(cfg)["val_entity_f1"]
     except SeqlabError as e:
         print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except MissingMandatoryValue as e:
+        print(f"error: config key {e.full_key} must be set (it is ??? in conf/)", file=sys.stderr)
         sys.exit(2)

@@ -23,8 +23,9 @@ HEADS = ("crf", "softmax")
 
 @dataclass
 class DataConfig:
-    name: str = "wnut16"
-    source: str = "embedded"  # embedded | conll
+    name: str = "wnut16"  # the corpus' name (the `data` tag); for source=hf, the hub dataset id
+    source: str = "embedded"  # embedded | conll | hf
+    root: Optional[str] = None  # where the ready-made corpus configs look for their files
     dev_fraction: float = 0.1  # used when a source has no dev (or no test) split of its own
     test_fraction: float = 0.1
     limit: Optional[int] = None  # keep only the first N sentences of each split (smoke runs)
@@ -35,7 +36,18 @@ class DataConfig:
     tag_col: int = -1
     sep: Optional[str] = None  # None: any whitespace
     encoding: str = "utf-8"
-    scheme: str = "auto"  # iob1 | iob2 | bioes | auto
+    scheme: str = "auto"  # iob1 | iob2 | bioes | auto: the scheme of the input files
+    train_scheme: str = "iob2"  # iob2 | bioes: the scheme the model is trained in
+    max_len: Optional[int] = None  # truncate training sentences (only) to this many tokens
+    # source=hf
+    config: Optional[str] = None
+    revision: Optional[str] = None
+    tokens_field: str = "tokens"
+    tags_field: str = "ner_tags"
+    from_disk: Optional[str] = None
+    train_split: str = "train"
+    dev_split: Optional[str] = "validation"
+    test_split: str = "test"
 
 
 @dataclass
@@ -136,7 +148,10 @@ def check_config(cfg: DictConfig) -> None:
     _check(enc.layers >= 1, "encoder.layers", enc.layers, "an integer >= 1")
     _check(0 <= enc.dropout < 1, "encoder.dropout", enc.dropout, "a float in [0, 1)")
     _check(cfg.head.name in HEADS, "head.name", cfg.head.name, f"one of {', '.join(HEADS)}")
-    _check(cfg.data.source in ("embedded", "conll"), "data.source", cfg.data.source, "embedded or conll")
+    _check(cfg.data.source in ("embedded", "conll", "hf"), "data.source", cfg.data.source, "embedded, conll or hf")
+    _check(cfg.data.scheme in ("iob1", "iob2", "bioes", "auto"), "data.scheme", cfg.data.scheme, "iob1, iob2, bioes or auto")
+    _check(cfg.data.train_scheme in ("iob2", "bioes"), "data.train_scheme", cfg.data.train_scheme, "iob2 or bioes")
+    _check(cfg.data.max_len is None or cfg.data.max_len >= 1, "data.max_len", cfg.data.max_len, "null or >= 1")
     _check(cfg.data.limit is None or cfg.data.limit >= 1, "data.limit", cfg.data.limit, "null or >= 1")
     _check(0 <= cfg.data.dev_fraction < 1, "data.dev_fraction", cfg.data.dev_fraction, "a float in [0, 1)")
     _check(0 <= cfg.data.test_fraction < 1, "data.test_fraction", cfg.data.test_fraction, "a float in [0, 1)")
@@ -150,7 +165,9 @@ def check_config(cfg: DictConfig) -> None:
     _check(cfg.optimizer.lr > 0, "optimizer.lr", cfg.optimizer.lr, "a float > 0")
     if cfg.data.source == "conll":
         for split in ("train", "test"):
-            _check(bool(cfg.data[split]), f"data.{split}", cfg.data[split], "a path to a column file")
+            _check(bool(cfg.data[split]), f"data.{split}", cfg.data[split], "a path to a column file (data=conll needs data.train and data.test)")
+    if cfg.data.source == "hf" and not cfg.data.from_disk and cfg.data.name == "hf":
+        raise ConfigError("data=hf needs data.name=<hub dataset id> or data.from_disk=PATH")
 
 
 def flatten(cfg: DictConfig | dict, prefix: str = "") -> dict[str, Any]:

@@ -11,7 +11,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from seqlab import tracking
 from seqlab.data import load_corpus
-from seqlab.data.corpus import split_stats
+from seqlab.data.corpus import content_digest, split_stats
+from seqlab.data.sources import training_sentences, unseen_tags
 from seqlab.data.vocab import Vocabulary
 from seqlab.evaluation import entity_scores, tag_bigram_frequencies
 from seqlab.heatmap import plot_transitions
@@ -29,7 +30,7 @@ def model_spec(cfg: DictConfig, vocab: Vocabulary) -> dict:
         "num_words": len(vocab.words),
         "num_chars": len(vocab.chars),
         "labels": list(vocab.labels),
-        "scheme": "iob2",
+        "scheme": cfg.data.train_scheme,
         "words": OmegaConf.to_container(cfg.words, resolve=True),
         "encoder": OmegaConf.to_container(cfg.encoder, resolve=True),
         "head": OmegaConf.to_container(cfg.head, resolve=True),
@@ -43,8 +44,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     corpus = load_corpus(cfg.data, cfg.seed)
     log.info("data %s: %d train / %d dev / %d test sentences", corpus.name, len(corpus.train), len(corpus.dev), len(corpus.test))
+    missing = unseen_tags(corpus)
+    if missing:
+        log.warning("tags in dev/test but not in train (their entities will count as missed): %s", ", ".join(missing))
+    train_sentences = training_sentences(corpus.train, cfg.data.train_scheme, cfg.data.max_len)
     vocab = Vocabulary.build(
-        corpus.train, cfg.words.min_freq, cfg.words.lowercase, cfg.words.digits_to_zero, cfg.words.max_word_len
+        train_sentences, cfg.words.min_freq, cfg.words.lowercase, cfg.words.digits_to_zero, cfg.words.max_word_len
     )
     log.info("vocabulary: %d words, %d characters, %d tags", len(vocab.words), len(vocab.chars), len(vocab.labels))
 
@@ -52,7 +57,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     model.compile(optimizer=make_optimizer(cfg.optimizer.name, cfg.optimizer.lr, cfg.optimizer.clipnorm))
     log.info("model: %s encoder, %s head, %d parameters", cfg.encoder.name, cfg.head.name, model.count_params())
 
-    predictor = TagPredictor(model, vocab, cfg.trainer.eval_batch_size)
+    predictor = TagPredictor(model, vocab, cfg.trainer.eval_batch_size, cfg.data.train_scheme)
     dev_tokens = [list(s.tokens) for s in corpus.dev]
     dev_gold = [list(s.tags) for s in corpus.dev]
 
@@ -67,7 +72,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         mlflow.log_metric("num_params", model.count_params())
 
         stopper = DevF1EarlyStopping(score_dev, cfg.trainer.patience, tracking.log_epoch, cfg.trainer.epochs)
-        batches = BucketedBatches(corpus.train, vocab, cfg.trainer.batch_size, cfg.seed)
+        batches = BucketedBatches(train_sentences, vocab, cfg.trainer.batch_size, cfg.seed)
         started = time.perf_counter()
         fit(model, batches, cfg.trainer.epochs, [stopper])
         train_seconds = time.perf_counter() - started
@@ -91,17 +96,20 @@ def train(cfg: DictConfig) -> dict[str, float]:
         tracking.log_figure(lambda path: _draw_transitions(model, vocab, test_pred, path), "transition_matrix.png")
         mlflow.log_text(_summary(model), "model_summary.txt")
         if cfg.tracking.log_model:
-            log_tagger(model, vocab)
+            log_tagger(model, vocab, cfg.data.train_scheme)
             log.info("logged the model as runs:/%s/model", run.info.run_id)
     return {"val_entity_f1": max(stopper.best_f1, 0.0), "test_entity_f1": scores["entity_f1"], "run_id": run.info.run_id}
 
 
 def _log_data(corpus, vocab: Vocabulary) -> None:
-    """Per-split counts as params, OOV rates as metrics."""
-    params = {}
+    """Per-split counts as params and data_stats.json, each split as an MLflow input, OOV rates as metrics."""
+    params, table = {}, {}
     for split, sentences in corpus.splits().items():
-        params.update({f"stats.{split}.{k}": v for k, v in split_stats(sentences).items()})
+        table[split] = split_stats(sentences)
+        params.update({f"stats.{split}.{k}": v for k, v in table[split].items()})
+        tracking.log_split(corpus.name, split, corpus.sources.get(split, corpus.name), content_digest(sentences))
     mlflow.log_params(params)
+    mlflow.log_dict(table, "data_stats.json")
     mlflow.log_metrics({"oov_rate_dev": vocab.oov_rate(corpus.dev), "oov_rate_test": vocab.oov_rate(corpus.test)})
 
 

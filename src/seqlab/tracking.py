@@ -62,6 +62,15 @@ def log_config(cfg: DictConfig) -> None:
     mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
 
 
+def log_split(corpus: str, split: str, source: str, digest: str) -> None:
+    """Record one data split as an MLflow input; the digest tells runs on different data apart."""
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.data.sources import LocalArtifactDatasetSource
+
+    dataset = MetaDataset(LocalArtifactDatasetSource(str(source)), name=f"{corpus}-{split}", digest=digest[:32])
+    mlflow.log_input(dataset, context=split)
+
+
 def log_epoch(epoch: int, metrics: dict[str, float]) -> None:
     mlflow.log_metrics(metrics, step=epoch)
 

