@@ -10,14 +10,14 @@ that types cannot express. This module must stay light: `--help` and
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from seqlab.errors import ConfigError
 
-ENCODERS = ("bilstm", "bigru", "cnn")
+ENCODERS = ("bilstm", "bigru", "cnn", "idcnn")
 HEADS = ("crf", "softmax")
 
 
@@ -57,11 +57,18 @@ class WordsConfig:
     lowercase: bool = False
     digits_to_zero: bool = True
     dropout: float = 0.5
-    chars: str = "cnn"  # none | cnn
+    word_dropout: float = 0.0
+    chars: str = "cnn"  # none | cnn | lstm
     char_dim: int = 30
-    char_filters: int = 30
-    char_kernel: int = 3
+    char_filters: int = 30  # cnn
+    char_kernel: int = 3  # cnn
+    char_units: int = 25  # lstm, per direction
     max_word_len: int = 20
+    casing: bool = False
+    casing_dim: int = 8
+    pretrained_path: Optional[str] = None  # GloVe or word2vec text file
+    pretrained_format: str = "auto"  # auto | glove | word2vec
+    freeze: bool = False  # keep the (pretrained) word embedding fixed
 
 
 @dataclass
@@ -84,6 +91,16 @@ class CNNEncoderConfig:
 
 
 @dataclass
+class IDCNNEncoderConfig:
+    name: str = "idcnn"
+    filters: int = 300
+    kernel_size: int = 3
+    dilations: List[int] = field(default_factory=lambda: [1, 2, 4])
+    blocks: int = 4
+    dropout: float = 0.5
+
+
+@dataclass
 class HeadConfig:
     name: str = "crf"
     constrained: bool = True  # CRF only: forbid transitions the tag scheme does not allow
@@ -103,6 +120,7 @@ class OptimizerConfig:
     name: str = "adam"
     lr: float = 0.002
     clipnorm: Optional[float] = 5.0
+    momentum: float = 0.0  # sgd only
 
 
 @dataclass
@@ -132,6 +150,7 @@ def register_configs() -> None:
     # `encoder` is untyped in Config (it is optional), so each encoder file pulls its own schema.
     cs.store(group="schema/encoder", name="rnn", node=RNNEncoderConfig)
     cs.store(group="schema/encoder", name="cnn", node=CNNEncoderConfig)
+    cs.store(group="schema/encoder", name="idcnn", node=IDCNNEncoderConfig)
 
 
 def _check(ok: bool, key: str, value: Any, expected: str) -> None:
@@ -145,7 +164,11 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError(f"no encoder chosen: add +encoder=<{'|'.join(ENCODERS)}>, e.g. +encoder=bilstm")
     enc = cfg.encoder
     _check(enc.name in ENCODERS, "encoder.name", enc.name, f"one of {', '.join(ENCODERS)}")
-    _check(enc.layers >= 1, "encoder.layers", enc.layers, "an integer >= 1")
+    if "layers" in enc:
+        _check(enc.layers >= 1, "encoder.layers", enc.layers, "an integer >= 1")
+    if "blocks" in enc:
+        _check(enc.blocks >= 1, "encoder.blocks", enc.blocks, "an integer >= 1")
+        _check(len(enc.dilations) >= 1 and min(enc.dilations) >= 1, "encoder.dilations", list(enc.dilations), "a non-empty list of integers >= 1")
     _check(0 <= enc.dropout < 1, "encoder.dropout", enc.dropout, "a float in [0, 1)")
     _check(cfg.head.name in HEADS, "head.name", cfg.head.name, f"one of {', '.join(HEADS)}")
     _check(cfg.data.source in ("embedded", "conll", "hf"), "data.source", cfg.data.source, "embedded, conll or hf")
@@ -155,7 +178,10 @@ def check_config(cfg: DictConfig) -> None:
     _check(cfg.data.limit is None or cfg.data.limit >= 1, "data.limit", cfg.data.limit, "null or >= 1")
     _check(0 <= cfg.data.dev_fraction < 1, "data.dev_fraction", cfg.data.dev_fraction, "a float in [0, 1)")
     _check(0 <= cfg.data.test_fraction < 1, "data.test_fraction", cfg.data.test_fraction, "a float in [0, 1)")
-    _check(cfg.words.chars in ("none", "cnn"), "words.chars", cfg.words.chars, "none or cnn")
+    _check(cfg.words.chars in ("none", "cnn", "lstm"), "words.chars", cfg.words.chars, "none, cnn or lstm")
+    _check(0 <= cfg.words.word_dropout < 1, "words.word_dropout", cfg.words.word_dropout, "a float in [0, 1)")
+    _check(cfg.words.pretrained_format in ("auto", "glove", "word2vec"), "words.pretrained_format",
+           cfg.words.pretrained_format, "auto, glove or word2vec")
     _check(cfg.words.dim >= 1, "words.dim", cfg.words.dim, "an integer >= 1")
     _check(0 <= cfg.words.dropout < 1, "words.dropout", cfg.words.dropout, "a float in [0, 1)")
     _check(cfg.trainer.epochs >= 1, "trainer.epochs", cfg.trainer.epochs, "an integer >= 1")

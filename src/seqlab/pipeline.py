@@ -13,6 +13,7 @@ from seqlab import tracking
 from seqlab.data import load_corpus
 from seqlab.data.corpus import content_digest, split_stats
 from seqlab.data.sources import training_sentences, unseen_tags
+from seqlab.data.vectors import embedding_matrix
 from seqlab.data.vocab import Vocabulary
 from seqlab.evaluation import entity_scores, tag_bigram_frequencies
 from seqlab.heatmap import plot_transitions
@@ -53,8 +54,14 @@ def train(cfg: DictConfig) -> dict[str, float]:
     )
     log.info("vocabulary: %d words, %d characters, %d tags", len(vocab.words), len(vocab.chars), len(vocab.labels))
 
-    model = build_tagger(model_spec(cfg, vocab))
-    model.compile(optimizer=make_optimizer(cfg.optimizer.name, cfg.optimizer.lr, cfg.optimizer.clipnorm))
+    word_vectors, coverage = None, None
+    if cfg.words.pretrained_path:
+        word_vectors, coverage = embedding_matrix(
+            vocab, cfg.words.pretrained_path, cfg.words.pretrained_format, cfg.words.dim, cfg.seed
+        )
+        log.info("pretrained vectors %s cover %.1f%% of the training vocabulary", cfg.words.pretrained_path, 100 * coverage)
+    model = build_tagger(model_spec(cfg, vocab), word_vectors)
+    model.compile(optimizer=make_optimizer(cfg.optimizer.name, cfg.optimizer.lr, cfg.optimizer.clipnorm, cfg.optimizer.momentum))
     log.info("model: %s encoder, %s head, %d parameters", cfg.encoder.name, cfg.head.name, model.count_params())
 
     predictor = TagPredictor(model, vocab, cfg.trainer.eval_batch_size, cfg.data.train_scheme)
@@ -70,6 +77,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         tracking.log_config(cfg)
         _log_data(corpus, vocab)
         mlflow.log_metric("num_params", model.count_params())
+        if coverage is not None:
+            mlflow.log_metric("pretrained_coverage", coverage)
 
         stopper = DevF1EarlyStopping(score_dev, cfg.trainer.patience, tracking.log_epoch, cfg.trainer.epochs)
         batches = BucketedBatches(train_sentences, vocab, cfg.trainer.batch_size, cfg.seed)

@@ -8,9 +8,10 @@ logged model, so nothing else is needed to reload it.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import logging
+import os
 import tempfile
 
 import mlflow
@@ -55,8 +56,9 @@ def pip_requirements() -> list[str]:
     ]
 
 
-def log_tagger(model, vocab, train_scheme: str = "iob2", name: str = "model"):
-    """Log the tagger as a pyfunc model under `name` in the active run; returns ModelInfo."""
+@contextlib.contextmanager
+def _model_parts(model, vocab, train_scheme: str):
+    """The keyword arguments shared by save_model and log_model, with files in a temporary folder."""
     with tempfile.TemporaryDirectory() as tmp:
         keras_path = os.path.join(tmp, "tagger.keras")
         model.save(keras_path)
@@ -72,8 +74,7 @@ def log_tagger(model, vocab, train_scheme: str = "iob2", name: str = "model"):
         logger = logging.getLogger("mlflow.pyfunc")
         logger.addFilter(quiet)
         try:
-            return mlflow.pyfunc.log_model(
-                name=name,
+            yield dict(
                 python_model=TaggerPyfunc(),
                 artifacts={"tagger": keras_path, "vocabulary": vocab_path, "meta": meta_path},
                 code_paths=[os.path.dirname(seqlab.__file__)],
@@ -81,3 +82,15 @@ def log_tagger(model, vocab, train_scheme: str = "iob2", name: str = "model"):
             )
         finally:
             logger.removeFilter(quiet)
+
+
+def log_tagger(model, vocab, train_scheme: str = "iob2", name: str = "model"):
+    """Log the tagger as a pyfunc model under `name` in the active run; returns ModelInfo."""
+    with _model_parts(model, vocab, train_scheme) as parts:
+        return mlflow.pyfunc.log_model(name=name, **parts)
+
+
+def save_tagger(model, vocab, path: str, train_scheme: str = "iob2") -> None:
+    """Save the tagger as a pyfunc model in a local folder (no tracking server needed)."""
+    with _model_parts(model, vocab, train_scheme) as parts:
+        mlflow.pyfunc.save_model(path, **parts)

@@ -87,8 +87,10 @@ class DevF1EarlyStopping(keras.callbacks.Callback):
             self.model.set_weights(self.best_weights)
 
 
-def make_optimizer(name: str, lr: float, clipnorm: float | None) -> keras.optimizers.Optimizer:
-    kinds = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop}
+def make_optimizer(name: str, lr: float, clipnorm: float | None, momentum: float = 0.0) -> keras.optimizers.Optimizer:
+    if name == "sgd":
+        return keras.optimizers.SGD(learning_rate=lr, momentum=momentum, clipnorm=clipnorm)
+    kinds = {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop}
     return kinds[name](learning_rate=lr, clipnorm=clipnorm)
 
 
@@ -100,7 +102,11 @@ def as_dataset(batches: BucketedBatches):
     import tensorflow as tf
 
     signature = (
-        {"words": tf.TensorSpec((None, None), tf.int32), "chars": tf.TensorSpec((None, None, None), tf.int32)},
+        {
+            "words": tf.TensorSpec((None, None), tf.int32),
+            "chars": tf.TensorSpec((None, None, None), tf.int32),
+            "casing": tf.TensorSpec((None, None), tf.int32),
+        },
         tf.TensorSpec((None, None), tf.int32),
     )
 

@@ -17,6 +17,26 @@ from seqlab.data.corpus import Sentence
 
 PAD, UNK = "<pad>", "<unk>"
 _DIGITS = re.compile(r"\d")
+# Casing classes after Reimers & Gurevych (2017); index 0 is padding.
+CASINGS = ("<pad>", "numeric", "mainly_numeric", "all_lower", "all_upper", "initial_upper", "contains_digit", "other")
+
+
+def casing_id(token: str) -> int:
+    """The casing class of a token, an index into CASINGS."""
+    digits = sum(ch.isdigit() for ch in token)
+    if token.isdigit():
+        return 1
+    if digits / max(len(token), 1) > 0.5:
+        return 2
+    if token.islower():
+        return 3
+    if token.isupper():
+        return 4
+    if token[:1].isupper():
+        return 5
+    if digits:
+        return 6
+    return 7
 
 
 @dataclass
@@ -67,17 +87,19 @@ class Vocabulary:
         return sum(self.word_id(t) == 1 for t in tokens) / max(len(tokens), 1)
 
     def encode_tokens(self, batch: list[list[str]] | list[tuple[str, ...]]) -> dict[str, np.ndarray]:
-        """Token lists -> {"words": int32 [B, T], "chars": int32 [B, T, W]}, right-padded with 0."""
+        """Token lists -> {"words": [B, T], "chars": [B, T, W], "casing": [B, T]} int32, right-padded with 0."""
         longest = max((len(s) for s in batch), default=0)
         width = min(max((len(t) for s in batch for t in s), default=1), self.max_word_len)
         words = np.zeros((len(batch), max(longest, 1)), np.int32)
         chars = np.zeros((len(batch), max(longest, 1), max(width, 1)), np.int32)
+        casing = np.zeros_like(words)
         for b, sent in enumerate(batch):
             for i, tok in enumerate(sent):
                 words[b, i] = self.word_id(tok)
+                casing[b, i] = casing_id(tok)
                 ids = [self._char_ids.get(ch, 1) for ch in tok[: self.max_word_len]]
                 chars[b, i, : len(ids)] = ids
-        return {"words": words, "chars": chars}
+        return {"words": words, "chars": chars, "casing": casing}
 
     def encode_tags(self, batch: list[tuple[str, ...]], length: int) -> np.ndarray:
         """Tag lists -> int32 [B, length]; tags unseen in training map to 0 (they are never predicted)."""

@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+
 import keras
 from keras import ops
+
+log = logging.getLogger(__name__)
+_warned_recurrent_dropout = False
+
+
+def _warn_recurrent_dropout_once(rate: float) -> None:
+    global _warned_recurrent_dropout
+    if rate > 0 and not _warned_recurrent_dropout:
+        _warned_recurrent_dropout = True
+        log.warning("encoder.recurrent_dropout=%s turns off the fused (cuDNN/oneDNN) RNN kernel: expect slower training", rate)
 
 
 @keras.saving.register_keras_serializable(package="seqlab")
@@ -15,6 +27,7 @@ class RNNEncoder(keras.layers.Layer):
         self.supports_masking = True
         self.cell, self.num_layers, self.units = cell, layers, units
         self.dropout_rate, self.recurrent_dropout = dropout, recurrent_dropout
+        _warn_recurrent_dropout_once(recurrent_dropout)
         rnn = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}[cell]
         self.rnns = [
             keras.layers.Bidirectional(
@@ -94,12 +107,63 @@ class CNNEncoder(keras.layers.Layer):
         return config
 
 
+@keras.saving.register_keras_serializable(package="seqlab")
+class IDCNNEncoder(keras.layers.Layer):
+    """Iterated dilated CNN (Strubell et al. 2017); H = filters.
+
+    A width-`kernel_size` convolution maps the words to `filters` channels;
+    then a block of dilated convolutions (e.g. dilations 1, 2, 4) is applied
+    `blocks` times with the same weights each time, so the context width grows
+    without adding parameters. Padding is zeroed before every convolution.
+    """
+
+    def __init__(self, filters=300, kernel_size=3, dilations=(1, 2, 4), blocks=4, dropout=0.5, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+        self.filters, self.kernel_size, self.dilations = filters, kernel_size, [int(d) for d in dilations]
+        self.blocks, self.dropout_rate = blocks, dropout
+        self.initial = keras.layers.Conv1D(filters, kernel_size, padding="same", name="initial_conv")
+        self.block = [
+            keras.layers.Conv1D(filters, kernel_size, padding="same", dilation_rate=d, activation="relu", name=f"dilated_{d}")
+            for d in self.dilations
+        ]
+        self.dropout = keras.layers.Dropout(dropout)
+
+    @property
+    def output_dim(self) -> int:
+        return self.filters
+
+    def build(self, input_shape):
+        self.initial.build(input_shape)
+        for conv in self.block:
+            conv.build((*input_shape[:-1], self.filters))
+
+    def call(self, x, mask=None, training=False):
+        keep = ops.ones_like(x[..., :1]) if mask is None else ops.cast(mask, x.dtype)[..., None]  # [B, T, 1]
+        x = self.initial(x * keep)
+        for _ in range(self.blocks):  # the same weights on every iteration
+            for conv in self.block:
+                x = conv(x * keep)
+            x = self.dropout(x, training=training)
+        return x * keep
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            filters=self.filters, kernel_size=self.kernel_size, dilations=self.dilations,
+            blocks=self.blocks, dropout=self.dropout_rate,
+        )
+        return config
+
+
 def build_encoder(spec: dict) -> keras.layers.Layer:
-    """From the `encoder` config: bilstm | bigru | cnn."""
+    """From the `encoder` config: bilstm | bigru | cnn | idcnn."""
     spec = dict(spec)
     name = spec.pop("name")
     if name in ("bilstm", "bigru"):
         return RNNEncoder(cell=name[2:], name="encoder", **spec)
     if name == "cnn":
         return CNNEncoder(name="encoder", **spec)
+    if name == "idcnn":
+        return IDCNNEncoder(name="encoder", **spec)
     raise ValueError(f"unknown encoder {name!r}")

@@ -1,23 +1,35 @@
-"""Word representations: a word embedding, optionally joined by a character CNN."""
+"""Word representations: word embedding [+ characters] [+ casing], then dropout.
+
+    {"words": int [B, T], "chars": int [B, T, W], "casing": int [B, T]} -> [B, T, D]
+
+Characters follow Ma & Hovy (2016, `cnn`: embedding 30, 30 filters of width 3,
+max-pooling) or Lample et al. (2016, `lstm`: a BiLSTM with 25 units per
+direction); casing follows Reimers & Gurevych (2017).
+"""
 
 from __future__ import annotations
 
 import keras
 from keras import ops
 
+from seqlab.data.vocab import CASINGS
+
+UNK_ID = 1
+
 
 @keras.saving.register_keras_serializable(package="seqlab")
 class CharCNN(keras.layers.Layer):
-    """Character CNN after Ma & Hovy (2016): embed characters, convolve, max-pool per word.
-
-    Input: char ids int [B, T, W] (0 = padding). Output: [B, T, filters].
-    """
+    """Character ids int [B, T, W] (0 = padding) -> [B, T, filters]: convolve, max-pool per word."""
 
     def __init__(self, num_chars, dim=30, filters=30, kernel_size=3, **kwargs):
         super().__init__(**kwargs)
         self.num_chars, self.dim, self.filters, self.kernel_size = num_chars, dim, filters, kernel_size
         self.embed = keras.layers.Embedding(num_chars, dim, name="char_embedding")
         self.conv = keras.layers.Conv1D(filters, kernel_size, padding="same", activation="tanh", name="char_conv")
+
+    @property
+    def output_dim(self) -> int:
+        return self.filters
 
     def build(self, input_shape):
         self.embed.build(input_shape)
@@ -26,8 +38,8 @@ class CharCNN(keras.layers.Layer):
     def call(self, char_ids):
         shape = ops.shape(char_ids)  # B, T, W
         flat = ops.reshape(char_ids, (-1, shape[2]))  # [B*T, W]
-        x = self.conv(self.embed(flat))  # [B*T, W, F]
         real = (flat > 0)[..., None]  # [B*T, W, 1]
+        x = self.conv(self.embed(flat) * ops.cast(real, "float32"))  # [B*T, W, F]; padding chars are zeros
         x = ops.max(ops.where(real, x, -2.0), axis=1)  # tanh >= -1, so -2 never wins over a real char
         x = ops.where(ops.any(real, axis=1), x, 0.0)  # padded words: zeros
         return ops.reshape(x, (shape[0], shape[1], self.filters))
@@ -39,35 +51,88 @@ class CharCNN(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="seqlab")
-class WordFeatures(keras.layers.Layer):
-    """Concatenated word embedding [+ character CNN], then dropout.
+class CharLSTM(keras.layers.Layer):
+    """Character ids int [B, T, W] -> [B, T, 2 * units]: final states of a character BiLSTM."""
 
-    Input: {"words": int [B, T], "chars": int [B, T, W]}. Output: [B, T, D].
-    """
-
-    def __init__(self, num_words, dim=100, dropout=0.5, chars=None, **kwargs):
+    def __init__(self, num_chars, dim=25, units=25, **kwargs):
         super().__init__(**kwargs)
-        self.num_words, self.dim, self.dropout_rate, self.chars = num_words, dim, dropout, chars
-        self.embed = keras.layers.Embedding(num_words, dim, name="word_embedding")
-        self.char_cnn = CharCNN(**chars, name="char_cnn") if chars else None
-        self.dropout = keras.layers.Dropout(dropout)
+        self.num_chars, self.dim, self.units = num_chars, dim, units
+        self.embed = keras.layers.Embedding(num_chars, dim, name="char_embedding")
+        self.rnn = keras.layers.Bidirectional(keras.layers.LSTM(units), name="char_bilstm")
 
     @property
     def output_dim(self) -> int:
-        return self.dim + (self.chars["filters"] if self.chars else 0)
+        return 2 * self.units
 
     def build(self, input_shape):
-        self.embed.build(input_shape["words"])
-        if self.char_cnn is not None:
-            self.char_cnn.build(input_shape["chars"])
+        self.embed.build(input_shape)
+        self.rnn.build((None, None, self.dim))
+
+    def call(self, char_ids):
+        shape = ops.shape(char_ids)
+        flat = ops.reshape(char_ids, (-1, shape[2]))  # [B*T, W]
+        real = flat > 0
+        x = self.rnn(self.embed(flat), mask=real)  # [B*T, 2U]
+        x = ops.where(ops.any(real, axis=1, keepdims=True), x, 0.0)
+        return ops.reshape(x, (shape[0], shape[1], 2 * self.units))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(num_chars=self.num_chars, dim=self.dim, units=self.units)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="seqlab")
+class WordFeatures(keras.layers.Layer):
+    """Concatenated word embedding, character features and casing embedding, then dropout.
+
+    `words` is the `words` config as a dict (see conf/words/). With
+    `word_dropout` > 0, training replaces each word by UNK with that probability.
+    """
+
+    def __init__(self, num_words, num_chars, words, **kwargs):
+        super().__init__(**kwargs)
+        self.num_words, self.num_chars, self.words = num_words, num_chars, dict(words)
+        w = self.words
+        self.embed = keras.layers.Embedding(num_words, w["dim"], name="word_embedding", trainable=not w.get("freeze", False))
+        chars = w.get("chars", "none")
+        if chars == "cnn":
+            self.char_layer = CharCNN(num_chars, w["char_dim"], w["char_filters"], w["char_kernel"], name="char_cnn")
+        elif chars == "lstm":
+            self.char_layer = CharLSTM(num_chars, w["char_dim"], w["char_units"], name="char_lstm")
+        else:
+            self.char_layer = None
+        self.casing = keras.layers.Embedding(len(CASINGS), w["casing_dim"], name="casing_embedding") if w.get("casing") else None
+        self.dropout = keras.layers.Dropout(w["dropout"])
+        self.word_dropout = float(w.get("word_dropout", 0.0))
+        self.seed_generator = keras.random.SeedGenerator(w.get("seed", 1))
+
+    @property
+    def output_dim(self) -> int:
+        dim = self.words["dim"] + (self.char_layer.output_dim if self.char_layer else 0)
+        return dim + (self.words["casing_dim"] if self.casing else 0)
+
+    def build(self, input_shape=None):
+        self.embed.build((None, None))
+        if self.char_layer is not None:
+            self.char_layer.build((None, None))
+        if self.casing is not None:
+            self.casing.build((None, None))
 
     def call(self, inputs, training=False):
-        x = self.embed(inputs["words"])
-        if self.char_cnn is not None:
-            x = ops.concatenate([x, self.char_cnn(inputs["chars"])], axis=-1)
+        ids = inputs["words"]  # [B, T]
+        if training and self.word_dropout > 0:
+            drop = keras.random.uniform(ops.shape(ids), seed=self.seed_generator) < self.word_dropout
+            ids = ops.where(ops.logical_and(drop, ids > UNK_ID), UNK_ID, ids)
+        parts = [self.embed(ids)]  # [B, T, dim]
+        if self.char_layer is not None:
+            parts.append(self.char_layer(inputs["chars"]))  # [B, T, C]
+        if self.casing is not None:
+            parts.append(self.casing(inputs["casing"]))  # [B, T, casing_dim]
+        x = ops.concatenate(parts, axis=-1) if len(parts) > 1 else parts[0]
         return self.dropout(x, training=training)
 
     def get_config(self):
         config = super().get_config()
-        config.update(num_words=self.num_words, dim=self.dim, dropout=self.dropout_rate, chars=self.chars)
+        config.update(num_words=self.num_words, num_chars=self.num_chars, words=self.words)
         return config

@@ -1,6 +1,6 @@
 """The sequence tagger: a Keras 3 model whose outputs are emission scores.
 
-    inputs {"words": int [B, T], "chars": int [B, T, W]}  (0 = padding)
+    inputs {"words": int [B, T], "chars": int [B, T, W], "casing": int [B, T]}  (0 = padding)
       -> WordFeatures [B, T, D] -> encoder [B, T, H] -> Dense [B, T, K]
 
 The head decides the loss (`compute_loss`) and the decoder (`predict_step`,
@@ -31,15 +31,7 @@ class Tagger(keras.Model):
     def __init__(self, spec, **kwargs):
         super().__init__(**kwargs)
         self.spec = spec
-        words = spec["words"]
-        chars = None
-        if words.get("chars", "none") == "cnn":
-            chars = dict(
-                num_chars=spec["num_chars"], dim=words["char_dim"],
-                filters=words["char_filters"], kernel_size=words["char_kernel"],
-            )
-        self.uses_chars = chars is not None
-        self.features = WordFeatures(spec["num_words"], words["dim"], words["dropout"], chars, name="features")
+        self.features = WordFeatures(spec["num_words"], spec["num_chars"], spec["words"], name="features")
         self.encoder = build_encoder(spec["encoder"])
         self.num_tags = len(spec["labels"])
         self.emission_layer = keras.layers.Dense(self.num_tags, name="emissions")
@@ -52,7 +44,7 @@ class Tagger(keras.Model):
     # -------------------------------------------------------------- building
     def build(self, input_shape=None):
         """Create every weight from the spec alone (input_shape is ignored)."""
-        self.features.build({"words": (None, None), "chars": (None, None, None)})
+        self.features.build()
         self.encoder.build((None, None, self.features.output_dim))
         self.emission_layer.build((None, None, self.encoder.output_dim))
         if self.crf is not None:
@@ -70,7 +62,7 @@ class Tagger(keras.Model):
 
     # -------------------------------------------------------------- forward
     def call(self, inputs, training=False):
-        """{"words": [B, T], "chars": [B, T, W]} -> emission scores float [B, T, K]."""
+        """{"words": [B, T], "chars": [B, T, W], "casing": [B, T]} -> emission scores float [B, T, K]."""
         mask = inputs["words"] > 0  # [B, T]
         x = self.features(inputs, training=training)  # [B, T, D]
         h = self.encoder(x, mask=mask, training=training)  # [B, T, H]
@@ -99,8 +91,13 @@ class Tagger(keras.Model):
         return self.decode(self(x, training=False), x["words"] > 0)
 
 
-def build_tagger(spec: dict) -> Tagger:
-    """Create and build a Tagger so that its weights exist."""
+def build_tagger(spec: dict, word_vectors=None) -> Tagger:
+    """Create and build a Tagger so that its weights exist.
+
+    `word_vectors`: optional float [num_words, dim] initial word embeddings (pretrained).
+    """
     model = Tagger(spec, name="tagger")
     model.build()
+    if word_vectors is not None:
+        model.features.embed.embeddings.assign(word_vectors)
     return model

@@ -1,0 +1,59 @@
+"""Every encoder x character option x head builds, trains a step, reloads identically and predicts via pyfunc."""
+
+import itertools
+
+import keras
+import mlflow
+import numpy as np
+import pytest
+
+from seqlab.data import embedded
+from seqlab.data.schemes import to_iob2
+from seqlab.data.vocab import Vocabulary
+from seqlab.model import build_tagger
+from seqlab.pyfunc_model import save_tagger
+
+ENCODERS = {
+    "bilstm": dict(name="bilstm", layers=2, units=4, dropout=0.1, recurrent_dropout=0.0),
+    "bigru": dict(name="bigru", layers=1, units=4, dropout=0.1, recurrent_dropout=0.0),
+    "cnn": dict(name="cnn", layers=2, filters=6, kernel_size=3, dropout=0.1, residual=True),
+    "idcnn": dict(name="idcnn", filters=6, kernel_size=3, dilations=[1, 2], blocks=2, dropout=0.1),
+}
+WORDS = dict(dim=8, dropout=0.1, word_dropout=0.1, char_dim=4, char_filters=5, char_kernel=3, char_units=3,
+             casing=True, casing_dim=3)
+
+
+@pytest.fixture(scope="module")
+def data():
+    sentences = embedded.read_embedded_wnut16()[:48]
+    vocab = Vocabulary.build(sentences)
+    x = vocab.encode_tokens([s.tokens for s in sentences[:16]])
+    y = vocab.encode_tags([s.tags for s in sentences[:16]], x["words"].shape[1])
+    return sentences, vocab, x, y
+
+
+@pytest.mark.parametrize("encoder, chars, head", list(itertools.product(ENCODERS, ["none", "cnn", "lstm"], ["softmax", "crf"])))
+def test_combination(tmp_path, data, encoder, chars, head):
+    sentences, vocab, x, y = data
+    keras.backend.clear_session()
+    spec = {
+        "num_words": len(vocab.words), "num_chars": len(vocab.chars), "labels": vocab.labels, "scheme": "iob2",
+        "words": {**WORDS, "chars": chars}, "encoder": ENCODERS[encoder], "head": {"name": head, "constrained": True},
+    }
+    model = build_tagger(spec)
+    model.compile(optimizer="adam")
+    loss = model.train_on_batch(x, y)
+    assert np.isfinite(loss)
+
+    model.save(tmp_path / "m.keras")
+    again = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_array_equal(model.predict_on_batch(x), again.predict_on_batch(x))
+
+    save_tagger(model, vocab, str(tmp_path / "pyfunc"))
+    tokens = [list(s.tokens) for s in sentences[16:24]]
+    tags = mlflow.pyfunc.load_model(str(tmp_path / "pyfunc")).predict(tokens)
+    assert [len(t) for t in tags] == [len(s) for s in tokens]
+    assert {t for seq in tags for t in seq} <= set(vocab.labels)
+    expected = model.predict_on_batch(vocab.encode_tokens(tokens))
+    # The pyfunc returns valid IOB2: a stray I- after O (softmax head) becomes B-, as conlleval reads it.
+    assert tags == [to_iob2([vocab.labels[i] for i in row[: len(s)]]) for row, s in zip(expected, tokens)]
