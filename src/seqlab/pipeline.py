@@ -1,16 +1,20 @@
-"""`train(cfg)`: config -> data -> model -> training -> evaluation -> tracking, top to bottom."""
+"""`train(cfg)`: config -> data -> model -> training -> evaluation -> tracking, top to bottom.
+
+The steps are also used one by one by `seqlab.tuning` for each search trial.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 import keras
 import mlflow
 from omegaconf import DictConfig, OmegaConf
 
 from seqlab import tracking
-from seqlab.data import load_corpus
+from seqlab.data import Corpus, Sentence, load_corpus
 from seqlab.data.corpus import content_digest, split_stats
 from seqlab.data.sources import training_sentences, unseen_tags
 from seqlab.data.vectors import embedding_matrix
@@ -23,6 +27,36 @@ from seqlab.pyfunc_model import log_tagger
 from seqlab.training import BucketedBatches, DevF1EarlyStopping, fit, make_optimizer
 
 log = logging.getLogger("seqlab")
+
+
+@dataclass
+class Data:
+    """A corpus and the training sentences the model sees (truncated, in the training scheme)."""
+
+    corpus: Corpus
+    train: list[Sentence]
+
+
+@dataclass
+class Built:
+    model: keras.Model
+    vocab: Vocabulary
+    pretrained_coverage: float | None
+
+
+def reset(seed: int) -> None:
+    """Nothing leaks from a previous job or trial of the same process."""
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
+
+
+def prepare_data(cfg: DictConfig) -> Data:
+    corpus = load_corpus(cfg.data, cfg.seed)
+    log.info("data %s: %d train / %d dev / %d test sentences", corpus.name, len(corpus.train), len(corpus.dev), len(corpus.test))
+    missing = unseen_tags(corpus)
+    if missing:
+        log.warning("tags in dev/test but not in train (their entities will count as missed): %s", ", ".join(missing))
+    return Data(corpus, training_sentences(corpus.train, cfg.data.train_scheme, cfg.data.max_len))
 
 
 def model_spec(cfg: DictConfig, vocab: Vocabulary) -> dict:
@@ -38,80 +72,61 @@ def model_spec(cfg: DictConfig, vocab: Vocabulary) -> dict:
     }
 
 
-def train(cfg: DictConfig) -> dict[str, float]:
-    """Train one tagger as `cfg` says, evaluate it on test, record it all in MLflow."""
-    keras.backend.clear_session()  # nothing leaks from a previous job of the same process
-    keras.utils.set_random_seed(cfg.seed)
-
-    corpus = load_corpus(cfg.data, cfg.seed)
-    log.info("data %s: %d train / %d dev / %d test sentences", corpus.name, len(corpus.train), len(corpus.dev), len(corpus.test))
-    missing = unseen_tags(corpus)
-    if missing:
-        log.warning("tags in dev/test but not in train (their entities will count as missed): %s", ", ".join(missing))
-    train_sentences = training_sentences(corpus.train, cfg.data.train_scheme, cfg.data.max_len)
-    vocab = Vocabulary.build(
-        train_sentences, cfg.words.min_freq, cfg.words.lowercase, cfg.words.digits_to_zero, cfg.words.max_word_len
-    )
-    log.info("vocabulary: %d words, %d characters, %d tags", len(vocab.words), len(vocab.chars), len(vocab.labels))
-
+def build(cfg: DictConfig, data: Data) -> Built:
+    """Vocabulary from the training split only, then the compiled model."""
+    w = cfg.words
+    vocab = Vocabulary.build(data.train, w.min_freq, w.lowercase, w.digits_to_zero, w.max_word_len)
     word_vectors, coverage = None, None
-    if cfg.words.pretrained_path:
-        word_vectors, coverage = embedding_matrix(
-            vocab, cfg.words.pretrained_path, cfg.words.pretrained_format, cfg.words.dim, cfg.seed
-        )
-        log.info("pretrained vectors %s cover %.1f%% of the training vocabulary", cfg.words.pretrained_path, 100 * coverage)
+    if w.pretrained_path:
+        word_vectors, coverage = embedding_matrix(vocab, w.pretrained_path, w.pretrained_format, w.dim, cfg.seed)
+        log.info("pretrained vectors %s cover %.1f%% of the training vocabulary", w.pretrained_path, 100 * coverage)
     model = build_tagger(model_spec(cfg, vocab), word_vectors)
-    model.compile(optimizer=make_optimizer(cfg.optimizer.name, cfg.optimizer.lr, cfg.optimizer.clipnorm, cfg.optimizer.momentum))
-    log.info("model: %s encoder, %s head, %d parameters", cfg.encoder.name, cfg.head.name, model.count_params())
+    o = cfg.optimizer
+    model.compile(optimizer=make_optimizer(o.name, o.lr, o.clipnorm, o.momentum))
+    return Built(model, vocab, coverage)
 
-    predictor = TagPredictor(model, vocab, cfg.trainer.eval_batch_size, cfg.data.train_scheme)
-    dev_tokens = [list(s.tokens) for s in corpus.dev]
-    dev_gold = [list(s.tags) for s in corpus.dev]
+
+def predictor_for(cfg: DictConfig, built: Built) -> TagPredictor:
+    return TagPredictor(built.model, built.vocab, cfg.trainer.eval_batch_size, cfg.data.train_scheme)
+
+
+def fit_model(cfg: DictConfig, data: Data, built: Built, epochs: int, patience: int,
+              callbacks: list | None = None, initial_epoch: int = 0) -> DevF1EarlyStopping:
+    """Train with early stopping on dev entity F1; per-epoch metrics go to the active MLflow run."""
+    predictor = predictor_for(cfg, built)
+    dev_tokens = [list(s.tokens) for s in data.corpus.dev]
+    dev_gold = [list(s.tags) for s in data.corpus.dev]
 
     def score_dev() -> float:
         return entity_scores(dev_gold, predictor.predict(dev_tokens))["entity_f1"]
 
-    tags = {"encoder": cfg.encoder.name, "head": cfg.head.name, "data": corpus.name}
-    with tracking.training_run(cfg, tags, run_name=f"{cfg.encoder.name}-{cfg.head.name}-{corpus.name}") as run:
-        log.info("MLflow run %s in %s", run.info.run_id, cfg.tracking.uri)
-        tracking.log_config(cfg)
-        _log_data(corpus, vocab)
-        mlflow.log_metric("num_params", model.count_params())
-        if coverage is not None:
-            mlflow.log_metric("pretrained_coverage", coverage)
-
-        stopper = DevF1EarlyStopping(score_dev, cfg.trainer.patience, tracking.log_epoch, cfg.trainer.epochs)
-        batches = BucketedBatches(train_sentences, vocab, cfg.trainer.batch_size, cfg.seed)
-        started = time.perf_counter()
-        fit(model, batches, cfg.trainer.epochs, [stopper])
-        train_seconds = time.perf_counter() - started
-        log.info("trained in %.1fs; best dev entity F1 %.4f at epoch %d", train_seconds, stopper.best_f1, stopper.best_epoch)
-
-        test_tokens = [list(s.tokens) for s in corpus.test]
-        started = time.perf_counter()
-        test_pred = predictor.predict(test_tokens)
-        predict_seconds = time.perf_counter() - started
-        scores = entity_scores([list(s.tags) for s in corpus.test], test_pred)
-        log.info("test entity F1 %.4f (precision %.4f, recall %.4f)", scores["entity_f1"], scores["entity_precision"], scores["entity_recall"])
-
-        tracking.log_test_scores(scores)
-        mlflow.log_metrics({
-            "best_epoch": stopper.best_epoch,
-            "best_val_entity_f1": max(stopper.best_f1, 0.0),
-            "train_seconds": train_seconds,
-            "train_sentences_per_sec": len(corpus.train) * len(stopper.model.history.epoch) / max(train_seconds, 1e-9),
-            "predict_sentences_per_sec": len(test_tokens) / max(predict_seconds, 1e-9),
-        })
-        tracking.log_figure(lambda path: _draw_transitions(model, vocab, test_pred, path), "transition_matrix.png")
-        mlflow.log_text(_summary(model), "model_summary.txt")
-        if cfg.tracking.log_model:
-            log_tagger(model, vocab, cfg.data.train_scheme)
-            log.info("logged the model as runs:/%s/model", run.info.run_id)
-    return {"val_entity_f1": max(stopper.best_f1, 0.0), "test_entity_f1": scores["entity_f1"], "run_id": run.info.run_id}
+    stopper = DevF1EarlyStopping(score_dev, patience, tracking.log_epoch, epochs)
+    batches = BucketedBatches(data.train, built.vocab, cfg.trainer.batch_size, cfg.seed)
+    fit(built.model, batches, epochs, [stopper, *(callbacks or [])], initial_epoch)
+    return stopper
 
 
-def _log_data(corpus, vocab: Vocabulary) -> None:
-    """Per-split counts as params and data_stats.json, each split as an MLflow input, OOV rates as metrics."""
+def evaluate_and_log(cfg: DictConfig, data: Data, built: Built) -> dict:
+    """Test scores, heatmap, summary and the model, logged to the active MLflow run."""
+    test_tokens = [list(s.tokens) for s in data.corpus.test]
+    started = time.perf_counter()
+    test_pred = predictor_for(cfg, built).predict(test_tokens)
+    predict_seconds = time.perf_counter() - started
+    scores = entity_scores([list(s.tags) for s in data.corpus.test], test_pred)
+    log.info("test entity F1 %.4f (precision %.4f, recall %.4f)", scores["entity_f1"], scores["entity_precision"], scores["entity_recall"])
+    tracking.log_test_scores(scores)
+    mlflow.log_metric("predict_sentences_per_sec", len(test_tokens) / max(predict_seconds, 1e-9))
+    tracking.log_figure(lambda path: _draw_transitions(built, test_pred, path), "transition_matrix.png")
+    mlflow.log_text(_summary(built.model), "model_summary.txt")
+    if cfg.tracking.log_model:
+        log_tagger(built.model, built.vocab, cfg.data.train_scheme)
+        log.info("logged the model as runs:/%s/model", mlflow.active_run().info.run_id)
+    return scores
+
+
+def log_data(data: Data, built: Built) -> None:
+    """Per-split counts as params and data_stats.json, each split as an MLflow input, OOV rates, sizes."""
+    corpus, vocab = data.corpus, built.vocab
     params, table = {}, {}
     for split, sentences in corpus.splits().items():
         table[split] = split_stats(sentences)
@@ -119,19 +134,53 @@ def _log_data(corpus, vocab: Vocabulary) -> None:
         tracking.log_split(corpus.name, split, corpus.sources.get(split, corpus.name), content_digest(sentences))
     mlflow.log_params(params)
     mlflow.log_dict(table, "data_stats.json")
-    mlflow.log_metrics({"oov_rate_dev": vocab.oov_rate(corpus.dev), "oov_rate_test": vocab.oov_rate(corpus.test)})
+    metrics = {"oov_rate_dev": vocab.oov_rate(corpus.dev), "oov_rate_test": vocab.oov_rate(corpus.test),
+               "num_params": built.model.count_params()}
+    if built.pretrained_coverage is not None:
+        metrics["pretrained_coverage"] = built.pretrained_coverage
+    mlflow.log_metrics(metrics)
 
 
-def _draw_transitions(model, vocab: Vocabulary, test_pred: list[list[str]], path: str) -> None:
+def train(cfg: DictConfig) -> dict:
+    """Train one tagger as `cfg` says, evaluate it on test, record it all in MLflow."""
+    reset(cfg.seed)
+    data = prepare_data(cfg)
+    built = build(cfg, data)
+    log.info("model: %s encoder, %s head, %d parameters, %d tags", cfg.encoder.name, cfg.head.name,
+             built.model.count_params(), len(built.vocab.labels))
+
+    tags = {"encoder": cfg.encoder.name, "head": cfg.head.name, "data": data.corpus.name}
+    run_name = f"{cfg.encoder.name}-{cfg.head.name}-{data.corpus.name}"
+    with tracking.training_run(cfg, tags, run_name=run_name) as run:
+        log.info("MLflow run %s in %s", run.info.run_id, cfg.tracking.uri)
+        tracking.log_config(cfg)
+        log_data(data, built)
+        started = time.perf_counter()
+        stopper = fit_model(cfg, data, built, cfg.trainer.epochs, cfg.trainer.patience)
+        seconds = time.perf_counter() - started
+        if stopper.nan_loss and stopper.best_weights is None:
+            raise FloatingPointError("the loss became NaN in the first epoch; lower optimizer.lr")
+        log.info("trained in %.1fs; best dev entity F1 %.4f at epoch %d", seconds, stopper.best_f1, stopper.best_epoch)
+        mlflow.log_metrics({
+            "best_epoch": stopper.best_epoch,
+            "best_val_entity_f1": max(stopper.best_f1, 0.0),
+            "train_seconds": seconds,
+            "train_sentences_per_sec": len(data.train) * stopper.epochs_run / max(seconds, 1e-9),
+        })
+        scores = evaluate_and_log(cfg, data, built)
+    return {"val_entity_f1": max(stopper.best_f1, 0.0), "test_entity_f1": scores["entity_f1"], "run_id": run.info.run_id}
+
+
+def _draw_transitions(built: Built, test_pred: list[list[str]], path: str) -> None:
     """CRF: learned transition scores (forbidden cells hatched). Softmax: predicted tag bigram frequencies."""
-    if model.crf is not None:
-        forbidden = ~model.crf.allowed if model.crf.constraints else None
-        matrix = keras.ops.convert_to_numpy(model.crf.transitions)
-        plot_transitions(matrix, vocab.labels, "CRF transition scores (from row to column)", path, forbidden)
+    crf, labels = built.model.crf, built.vocab.labels
+    if crf is not None:
+        forbidden = ~crf.allowed if crf.constraints else None
+        matrix = keras.ops.convert_to_numpy(crf.transitions)
+        plot_transitions(matrix, labels, "CRF transition scores (from row to column)", path, forbidden)
     else:
-        matrix = tag_bigram_frequencies(test_pred, vocab.labels)
-        plot_transitions(matrix, vocab.labels, "Predicted tag bigram frequencies on test (softmax head)", path,
-                         colorbar="frequency")
+        matrix = tag_bigram_frequencies(test_pred, labels)
+        plot_transitions(matrix, labels, "Predicted tag bigram frequencies on test (softmax head)", path, colorbar="frequency")
 
 
 def _summary(model) -> str:

@@ -55,12 +55,19 @@ class DevF1EarlyStopping(keras.callbacks.Callback):
         self.score_dev, self.patience, self.on_epoch, self.epochs = score_dev, patience, on_epoch, epochs
         self.best_f1, self.best_epoch, self.best_weights = -1.0, 0, None
         self.nan_loss = False
+        self.epochs_run = 0
+
+    def on_train_begin(self, logs=None):
+        self.first_epoch = None
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
+        if self.first_epoch is None:
+            self.first_epoch = epoch  # > 0 when a Hyperband round continues a model
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
+        self.epochs_run += 1
         loss = float(logs.get("loss", float("nan")))
         if not math.isfinite(loss):
             self.nan_loss = True
@@ -78,7 +85,7 @@ class DevF1EarlyStopping(keras.callbacks.Callback):
         )
         if self.on_epoch:
             self.on_epoch(epoch + 1, {"loss": loss, "val_entity_f1": f1})
-        if epoch + 1 - self.best_epoch >= self.patience:
+        if epoch + 1 - max(self.best_epoch, self.first_epoch) >= self.patience:
             log.info("early stopping: no better dev entity F1 for %d epochs", self.patience)
             self.model.stop_training = True
 
@@ -119,6 +126,7 @@ def as_dataset(batches: BucketedBatches):
     return dataset.apply(tf.data.experimental.assert_cardinality(len(batches))).prefetch(2)
 
 
-def fit(model, batches: BucketedBatches, epochs: int, callbacks: list) -> keras.callbacks.History:
+def fit(model, batches: BucketedBatches, epochs: int, callbacks: list, initial_epoch: int = 0) -> keras.callbacks.History:
     """Run Keras' fit loop; progress is reported by the callbacks, one line per epoch."""
-    return model.fit(as_dataset(batches), epochs=epochs, callbacks=callbacks, verbose=0, shuffle=False)
+    return model.fit(as_dataset(batches), epochs=epochs, initial_epoch=initial_epoch, callbacks=callbacks,
+                     verbose=0, shuffle=False)
