@@ -15,6 +15,18 @@ from seqlab.errors import SeqlabError
 log = logging.getLogger("seqlab")
 
 
+def tuner_directory(cfg: DictConfig) -> str:
+    """tuner.directory, or `tuner/` inside this job's Hydra output directory."""
+    if cfg.tuner.directory:
+        return str(cfg.tuner.directory)
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return os.path.join(HydraConfig.get().runtime.output_dir, "tuner")
+    except ValueError:  # composed without @hydra.main (tests, notebooks)
+        return os.path.abspath("tuner")
+
+
 def run_job(cfg: DictConfig) -> float:
     """Run one training job; return the dev entity F1 for sweepers.
 
@@ -25,6 +37,10 @@ def run_job(cfg: DictConfig) -> float:
         check_config(cfg)
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        if cfg.get("tuner") is not None:
+            from seqlab.tuning import search
+
+            return search(cfg, tuner_directory(cfg)).get("val_entity_f1", 0.0)
         from seqlab.pipeline import train
 
         return train(cfg)["val_entity_f1"]

@@ -10,7 +10,7 @@ that types cannot express. This module must stay light: `--help` and
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
@@ -132,10 +132,25 @@ class TrackingConfig:
 
 
 @dataclass
+class TunerConfig:
+    name: str = "random"  # random | bayesian | hyperband | grid
+    max_trials: int = 10
+    executions_per_trial: int = 1
+    epochs: int = 10  # per trial (Hyperband: the most epochs a model gets)
+    patience: int = 3  # early stopping inside each trial, on dev entity F1
+    factor: int = 3  # hyperband only
+    resume: bool = False  # continue the search stored in tuner.directory
+    directory: Optional[str] = None  # None: <hydra output dir>/tuner
+    project: str = "search"
+    space: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     words: WordsConfig = field(default_factory=WordsConfig)
     encoder: Any = None  # chosen with +encoder=...
+    tuner: Any = None  # +tuner=... turns the run into a keras-tuner search
     head: HeadConfig = field(default_factory=HeadConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
@@ -151,6 +166,7 @@ def register_configs() -> None:
     cs.store(group="schema/encoder", name="rnn", node=RNNEncoderConfig)
     cs.store(group="schema/encoder", name="cnn", node=CNNEncoderConfig)
     cs.store(group="schema/encoder", name="idcnn", node=IDCNNEncoderConfig)
+    cs.store(group="schema", name="tuner", node=TunerConfig)
 
 
 def _check(ok: bool, key: str, value: Any, expected: str) -> None:
@@ -189,6 +205,16 @@ def check_config(cfg: DictConfig) -> None:
     _check(cfg.trainer.patience >= 1, "trainer.patience", cfg.trainer.patience, "an integer >= 1")
     _check(cfg.optimizer.name in ("adam", "sgd", "rmsprop"), "optimizer.name", cfg.optimizer.name, "adam, sgd or rmsprop")
     _check(cfg.optimizer.lr > 0, "optimizer.lr", cfg.optimizer.lr, "a float > 0")
+    if cfg.get("tuner") is not None:
+        t = cfg.tuner
+        _check(t.name in ("random", "bayesian", "hyperband", "grid"), "tuner.name", t.name, "random, bayesian, hyperband or grid")
+        _check(t.max_trials >= 1, "tuner.max_trials", t.max_trials, "an integer >= 1")
+        _check(t.executions_per_trial >= 1, "tuner.executions_per_trial", t.executions_per_trial, "an integer >= 1")
+        _check(t.epochs >= 1, "tuner.epochs", t.epochs, "an integer >= 1")
+        _check(t.patience >= 1, "tuner.patience", t.patience, "an integer >= 1")
+        from seqlab.search_space import parse_space
+
+        parse_space(cfg, grid=t.name == "grid")
     if cfg.data.source == "conll":
         for split in ("train", "test"):
             _check(bool(cfg.data[split]), f"data.{split}", cfg.data[split], "a path to a column file (data=conll needs data.train and data.test)")

@@ -27,13 +27,16 @@ def use_experiment(uri: str, experiment: str, artifact_location: str | None = No
     found = mlflow.get_experiment_by_name(experiment)
     if found is None:
         try:
-            return mlflow.create_experiment(experiment, artifact_location=artifact_location)
+            experiment_id = mlflow.create_experiment(experiment, artifact_location=artifact_location)
         except MlflowException:  # another process created it first
             found = mlflow.get_experiment_by_name(experiment)
             if found is None:
                 raise
-    mlflow.set_experiment(experiment_id=found.experiment_id)
-    return found.experiment_id
+            experiment_id = found.experiment_id
+    else:
+        experiment_id = found.experiment_id
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
 
 
 @contextlib.contextmanager

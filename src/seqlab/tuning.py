@@ -1,0 +1,186 @@
+"""keras-tuner searches configured by Hydra, with every trial recorded in MLflow.
+
+One parent MLflow run per search; one nested run per trial (its hyperparameters,
+`val_entity_f1` per epoch, its status). The objective is dev entity F1 from the
+head's own decoder. After the search the best trial's model is evaluated on test
+and logged on the parent run.
+
+Distributed: with KERASTUNER_TUNER_ID=chief (plus KERASTUNER_ORACLE_IP/PORT) this
+process serves the oracle, creates the parent run and, when all trials are done,
+evaluates the best one; workers (KERASTUNER_TUNER_ID=tuner0, ...) run trials and
+attach them to the parent run whose id the chief writes into the tuner directory.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import time
+from pathlib import Path
+
+import keras_tuner as kt
+import mlflow
+from omegaconf import DictConfig
+
+from seqlab import tracking
+from seqlab.errors import ConfigError
+from seqlab.pipeline import Built, Data, build, evaluate_and_log, fit_model, log_data, prepare_data, reset
+from seqlab.search_space import Dimension, apply_values, parse_space
+
+log = logging.getLogger("seqlab")
+OBJECTIVE = "val_entity_f1"
+PARENT_FILE = "mlflow_parent_run_id"
+
+
+class TaggerHyperModel(kt.HyperModel):
+    """Builds a tagger from the config with the trial's values applied, and trains it."""
+
+    def __init__(self, cfg: DictConfig, data: Data, space: list[Dimension]):
+        super().__init__(name="seqlab_tagger")
+        self.cfg, self.data, self.space = cfg, data, space
+        self.vocabs = {}  # id(model) -> Vocabulary
+
+    def trial_config(self, hp) -> DictConfig:
+        values = {dim.key: dim.register(hp) for dim in self.space}
+        return apply_values(self.cfg, values)
+
+    def build(self, hp):
+        reset(self.cfg.seed)  # fresh Keras state (and memory) for every trial
+        gc.collect()
+        built = build(self.trial_config(hp), self.data)
+        self.vocabs[id(built.model)] = built.vocab
+        return built.model
+
+    def fit(self, hp, model, *args, epochs=None, callbacks=None, initial_epoch=0, **kwargs):
+        cfg = self.trial_config(hp)
+        built = Built(model, self.vocabs.pop(id(model)), None)
+        epochs = epochs or cfg.tuner.epochs
+        stopper = fit_model(cfg, self.data, built, epochs, cfg.tuner.patience, callbacks, initial_epoch)
+        if stopper.nan_loss:
+            raise kt.errors.FailedTrialError("the loss became NaN or infinite")
+        return {OBJECTIVE: max(stopper.best_f1, 0.0)}
+
+
+class MLflowTrials:
+    """Mixin for a keras-tuner Tuner: each trial runs inside a nested MLflow run."""
+
+    parent_run_id: str = ""
+    experiment_id: str | None = None
+
+    def run_trial(self, trial, *args, **kwargs):
+        hp = trial.hyperparameters
+        run = mlflow.start_run(
+            run_name=f"trial {trial.trial_id}", parent_run_id=self.parent_run_id, nested=True,
+            experiment_id=self.experiment_id,
+            tags={"trial_id": trial.trial_id, "tuner_id": str(self.tuner_id), "seqlab.search": self.project_name},
+        )
+        log.info("trial %s: %s", trial.trial_id, ", ".join(f"{k}={v}" for k, v in hp.values.items()))
+        try:
+            mlflow.log_params({k: v for k, v in hp.values.items()})
+            started = time.perf_counter()
+            result = super().run_trial(trial, *args, **kwargs)
+            mlflow.log_metric("trial_seconds", time.perf_counter() - started)
+        except BaseException as e:
+            mlflow.set_tag("error", f"{type(e).__name__}: {e}"[:500])
+            mlflow.end_run(status="KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
+            log.warning("trial %s failed: %s: %s", trial.trial_id, type(e).__name__, e)
+            raise
+        mlflow.end_run(status="FINISHED")
+        return result
+
+
+TUNERS = {"random": kt.RandomSearch, "bayesian": kt.BayesianOptimization, "hyperband": kt.Hyperband, "grid": kt.GridSearch}
+
+
+def make_tuner(cfg: DictConfig, hypermodel: TaggerHyperModel, directory: str, worker: bool = False):
+    """The keras-tuner Tuner for `tuner.name`, with MLflow trial runs. Workers never wipe the shared directory."""
+    t = cfg.tuner
+    base = TUNERS[t.name]
+    tracked = type(f"Tracked{base.__name__}", (MLflowTrials, base), {})
+    common = dict(
+        hypermodel=hypermodel, objective=kt.Objective(OBJECTIVE, direction="max"), directory=directory,
+        project_name=t.project, overwrite=not (t.resume or worker), seed=cfg.seed,
+        executions_per_trial=t.executions_per_trial, max_consecutive_failed_trials=max(t.max_trials, 3),
+    )
+    if t.name == "hyperband":
+        return tracked(max_epochs=t.epochs, factor=t.factor, hyperband_iterations=1, **common)
+    return tracked(max_trials=t.max_trials, **common)
+
+
+def search(cfg: DictConfig, directory: str) -> dict:
+    """Run the search described by `cfg.tuner`; returns the best dev and test entity F1."""
+    if cfg.tuner.name not in TUNERS:
+        raise ConfigError(f"tuner.name={cfg.tuner.name!r} is not one of {', '.join(TUNERS)}")
+    space = parse_space(cfg, grid=cfg.tuner.name == "grid")
+    role = os.environ.get("KERASTUNER_TUNER_ID", "")
+    data = prepare_data(cfg)
+    hypermodel = TaggerHyperModel(cfg, data, space)
+    Path(directory, cfg.tuner.project).mkdir(parents=True, exist_ok=True)
+    parent_file = Path(directory, cfg.tuner.project, PARENT_FILE)
+    experiment_id = tracking.use_experiment(cfg.tracking.uri, cfg.tracking.experiment, cfg.tracking.artifact_location)
+
+    if role and role != "chief":  # a worker: attach trials to the chief's parent run
+        tuner = make_tuner(cfg, hypermodel, directory, worker=True)
+        tuner.parent_run_id, tuner.experiment_id = _wait_for(parent_file), experiment_id
+        log.info("worker %s: trials go under MLflow run %s", role, tuner.parent_run_id)
+        tuner.search(epochs=cfg.tuner.epochs, verbose=0)
+        return {}
+
+    tags = {"tuner": cfg.tuner.name, "encoder": cfg.encoder.name, "head": cfg.head.name, "data": data.corpus.name,
+            "seqlab.search": cfg.tuner.project}
+    resume_id = parent_file.read_text().strip() if cfg.tuner.resume and parent_file.exists() else None
+    parent = mlflow.start_run(run_id=resume_id, experiment_id=None if resume_id else experiment_id,
+                              run_name=None if resume_id else f"search {cfg.tuner.name} {cfg.encoder.name}", tags=tags)
+    try:
+        if not resume_id:
+            tracking.log_config(cfg)
+        tuner = make_tuner(cfg, hypermodel, directory)  # a fresh search wipes the project directory first
+        tuner.parent_run_id, tuner.experiment_id = parent.info.run_id, parent.info.experiment_id
+        parent_file.parent.mkdir(parents=True, exist_ok=True)
+        parent_file.write_text(parent.info.run_id)  # for workers, and for tuner.resume=true
+        log.info("search %s: up to %d trials, objective %s; parent MLflow run %s; tuner files in %s",
+                 cfg.tuner.name, cfg.tuner.max_trials, OBJECTIVE, parent.info.run_id, directory)
+        tuner.search(epochs=cfg.tuner.epochs, verbose=0)
+        result = _log_best(cfg, tuner, hypermodel, data)
+    except KeyboardInterrupt:
+        mlflow.end_run(status="KILLED")
+        raise
+    except BaseException:
+        mlflow.end_run(status="FAILED")
+        raise
+    mlflow.end_run(status="FINISHED")
+    return result
+
+
+def _log_best(cfg: DictConfig, tuner, hypermodel: TaggerHyperModel, data: Data) -> dict:
+    """Evaluate the best trial's model on test and log it all on the parent run."""
+    completed = [t for t in tuner.oracle.trials.values() if t.status == "COMPLETED"]
+    statuses = [t.status for t in tuner.oracle.trials.values()]
+    mlflow.log_metrics({"trials_completed": len(completed), "trials_failed": statuses.count("FAILED")})
+    if not completed:
+        raise RuntimeError("no trial completed; see the FAILED trial runs in MLflow for their errors")
+    best = tuner.oracle.get_best_trials(1)[0]
+    hp = best.hyperparameters
+    best_cfg = hypermodel.trial_config(hp)
+    model = tuner.load_model(best)  # rebuilds with the trial's values and loads its best epoch
+    built = Built(model, hypermodel.vocabs.pop(id(model)), None)
+    best_f1 = best.score
+    log.info("best trial %s: dev entity F1 %.4f with %s", best.trial_id, best_f1, hp.values)
+    mlflow.log_params({f"best.{k}": v for k, v in hp.values.items()})
+    mlflow.set_tag("best_trial_id", best.trial_id)
+    mlflow.log_metric("best_val_entity_f1", best_f1)
+    mlflow.log_metric("num_params", model.count_params())
+    log_data(data, built)
+    scores = evaluate_and_log(best_cfg, data, built)
+    return {"val_entity_f1": best_f1, "test_entity_f1": scores["entity_f1"], "run_id": mlflow.active_run().info.run_id}
+
+
+def _wait_for(path: Path, timeout: float = 300.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text().strip():
+            return path.read_text().strip()
+        time.sleep(0.5)
+    raise RuntimeError(f"no parent run id in {path} after {timeout:.0f}s: start the chief first, with the same tuner.directory")
+

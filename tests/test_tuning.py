@@ -1,0 +1,212 @@
+"""keras-tuner searches with a real SQLite MLflow store (and an `mlflow server` for the distributed test)."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import REPO, compose, tiny_overrides
+from seqlab.errors import ConfigError
+
+TINY = ["data.limit=50", "words.dim=8", "words.char_filters=4", "tuner.epochs=2", "tuner.patience=2"]
+SMALL_SPACE = ["tuner_space@tuner.space=smoke"]
+
+
+def search_cfg(tmp_path, tuner="random", *extra):
+    return compose(["+encoder=bilstm", f"+tuner={tuner}", *tiny_overrides(tmp_path, *TINY), *SMALL_SPACE,
+                    f"tuner.directory={tmp_path}/tuner", *extra])
+
+
+def trial_runs(client, parent_id):
+    exp = client.get_run(parent_id).info.experiment_id
+    return [r for r in client.search_runs([exp]) if r.data.tags.get("mlflow.parentRunId") == parent_id]
+
+
+def with_space(cfg, space: dict):
+    from omegaconf import OmegaConf
+
+    cfg.tuner.space = OmegaConf.create(space)
+    return cfg
+
+
+@pytest.mark.parametrize(
+    "space, message",
+    [
+        ({"encoder.unitz": {"type": "int", "min": 1, "max": 4}}, "unknown config key 'encoder.unitz'"),
+        ({"optimizer.lr": {"type": "float", "min": 0, "max": 1, "sampling": "log"}}, "log sampling needs min > 0"),
+        ({"encoder.units": {"type": "int", "min": 8, "max": 8}}, "needs numbers min < max"),
+        ({"head": {"type": "maybe"}}, "is not one of float, int, choice, bool"),
+        ({"head": {"type": "choice", "values": []}}, "values must be a non-empty list"),
+        ({"encoder.dropout": {"type": "float", "min": 0.1, "max": 0.5, "stride": 2}}, r"unknown field\(s\) \['stride'\]"),
+    ],
+)
+def test_bad_search_space_is_refused_before_training(tmp_path, space, message):
+    from seqlab.config import check_config
+
+    with pytest.raises(ConfigError, match=message):
+        check_config(with_space(search_cfg(tmp_path), space))
+
+
+def test_bad_space_from_the_command_line_is_one_line(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.run", "+encoder=cnn", "+tuner=bayesian", f"tracking.uri=sqlite:///{tmp_path}/m.db"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "error: tuner.space.encoder.units: unknown config key 'encoder.units'"
+    assert not (tmp_path / "m.db").exists()
+
+
+def test_random_search_records_parent_and_trials(tmp_path):
+    from seqlab.tuning import search
+
+    cfg = search_cfg(tmp_path, "random", "tuner.max_trials=3")
+    result = search(cfg, str(tmp_path / "tuner"))
+    client = MlflowClient(cfg.tracking.uri)
+    parent = client.get_run(result["run_id"])
+    assert parent.info.status == "FINISHED"
+    assert {k: parent.data.tags[k] for k in ("tuner", "encoder", "head", "data")} == {
+        "tuner": "random", "encoder": "bilstm", "head": "crf", "data": "wnut16"}
+    trials = trial_runs(client, parent.info.run_id)
+    assert len(trials) == 3 and all(t.info.status == "FINISHED" for t in trials)
+    for t in trials:
+        assert {"encoder.units", "optimizer.lr", "head"} <= set(t.data.params)
+        history = client.get_metric_history(t.info.run_id, "val_entity_f1")
+        assert [m.step for m in history][:1] == [1] and len(history) >= 1
+    assert "test_entity_f1" in parent.data.metrics and "best_val_entity_f1" in parent.data.metrics
+    assert parent.data.params["best.head"] in ("softmax", "crf")
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"transition_matrix.png", "config.yaml", "classification_report.txt"} <= artifacts
+    tags = mlflow.pyfunc.load_model(f"runs:/{parent.info.run_id}/model").predict([["Obama", "in", "Paris"]])
+    assert len(tags[0]) == 3
+
+
+def test_same_seed_gives_same_trial_sequence(tmp_path):
+    from seqlab.tuning import search
+
+    sequences = []
+    for name in ("a", "b"):
+        cfg = search_cfg(tmp_path / name, "bayesian", "tuner.max_trials=3", "tuner.epochs=1", "tracking.log_model=false")
+        client = MlflowClient(cfg.tracking.uri)
+        parent = search(cfg, str(tmp_path / name / "tuner"))["run_id"]
+        runs = sorted(trial_runs(client, parent), key=lambda r: int(r.data.tags["trial_id"]))
+        sequences.append([(r.data.params["encoder.units"], r.data.params["optimizer.lr"], r.data.params["head"]) for r in runs])
+    assert sequences[0] == sequences[1] and len(set(sequences[0])) == 3
+
+
+def test_failing_and_nan_trials_are_recorded_failed_and_the_search_goes_on(tmp_path):
+    from seqlab.tuning import search
+
+    cfg = compose(["+encoder=bilstm", "+tuner=grid", *tiny_overrides(tmp_path, *TINY), "optimizer.clipnorm=null",
+                   f"tuner.directory={tmp_path}/tuner", "tuner.max_trials=4", "tracking.log_model=false"])
+    with_space(cfg, {"optimizer.lr": {"type": "choice", "values": [0.002, 1.0e38]},
+                     "optimizer.name": {"type": "choice", "values": ["sgd", "nosuch"]}})
+    result = search(cfg, str(tmp_path / "tuner"))
+    client = MlflowClient(cfg.tracking.uri)
+    runs = trial_runs(client, result["run_id"])
+    by_values = {(r.data.params["optimizer.lr"], r.data.params["optimizer.name"]): r for r in runs}
+    assert len(by_values) == 4
+    assert by_values[("0.002", "sgd")].info.status == "FINISHED"
+    assert by_values[("1e+38", "sgd")].info.status == "FAILED" and "NaN" in by_values[("1e+38", "sgd")].data.tags["error"]
+    assert by_values[("0.002", "nosuch")].info.status == "FAILED"
+    parent = client.get_run(result["run_id"])
+    assert parent.info.status == "FINISHED" and parent.data.metrics["trials_failed"] == 3
+
+
+def finished_trials(db):
+    client = MlflowClient(f"sqlite:///{db}")
+    exp = client.get_experiment_by_name("seqlab")
+    if exp is None:
+        return []
+    return [r for r in client.search_runs([exp.experiment_id], filter_string="tags.trial_id != ''") if r.info.status == "FINISHED"]
+
+
+def test_interrupted_search_resumes_without_repeating_finished_trials(tmp_path):
+    args = [sys.executable, "-m", "experiments.run", "+encoder=bilstm", "+tuner=random", *tiny_overrides(tmp_path, *TINY),
+            *SMALL_SPACE, f"tuner.directory={tmp_path}/tuner", "tuner.max_trials=4", "tracking.log_model=false"]
+    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while len(finished_trials(tmp_path / "mlflow.db")) < 2 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)  # Ctrl-C in the middle of the search
+    proc.communicate(timeout=120)
+    first = {r.data.tags["trial_id"] for r in finished_trials(tmp_path / "mlflow.db")}
+    assert 2 <= len(first) < 4
+
+    resumed = subprocess.run([*args, "tuner.resume=true"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    done = finished_trials(tmp_path / "mlflow.db")
+    ids = [r.data.tags["trial_id"] for r in done]
+    assert sorted(set(ids)) == ["0", "1", "2", "3"] and len(ids) == 4  # each trial finished exactly once
+    parents = {r.data.tags["mlflow.parentRunId"] for r in done}
+    assert len(parents) == 1  # the resumed search continues the same parent run
+    parent = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_run(parents.pop())
+    assert parent.info.status == "FINISHED" and "test_entity_f1" in parent.data.metrics
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url, timeout=120):
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(url)
+
+
+def test_distributed_search_chief_two_workers_and_mlflow_server(tmp_path):
+    mlflow_port, oracle_port = free_port(), free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
+         "--default-artifact-root", str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(mlflow_port),
+         "--workers", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    procs = []
+    try:
+        wait_http(f"http://127.0.0.1:{mlflow_port}/health")
+        uri = f"http://127.0.0.1:{mlflow_port}"
+        args = [sys.executable, "-m", "experiments.run", "+encoder=bilstm", "+tuner=random", *TINY, *SMALL_SPACE,
+                f"tracking.uri={uri}", f"tuner.directory={tmp_path}/tuner", "tuner.max_trials=4", "tuner.epochs=1"]
+        base = {**os.environ, "KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(oracle_port)}
+        for role in ("chief", "tuner0", "tuner1"):
+            procs.append(subprocess.Popen([*args, f"hydra.run.dir={tmp_path}/{role}"], cwd=REPO,
+                                          env={**base, "KERASTUNER_TUNER_ID": role},
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+            if role == "chief":
+                time.sleep(3)
+        for p in procs:
+            _, err = p.communicate(timeout=600)
+            assert p.returncode == 0, err[-3000:]
+        client = MlflowClient(uri)
+        exp = client.get_experiment_by_name("seqlab")
+        runs = client.search_runs([exp.experiment_id])
+        parents = [r for r in runs if "trial_id" not in r.data.tags]
+        trials = [r for r in runs if "trial_id" in r.data.tags]
+        assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+        assert "test_entity_f1" in parents[0].data.metrics
+        ids = [t.data.tags["trial_id"] for t in trials]
+        assert sorted(ids) == sorted(set(ids)) and len(ids) == 4  # every trial exactly once
+        assert {t.data.tags["mlflow.parentRunId"] for t in trials} == {parents[0].info.run_id}
+        assert {t.data.tags["tuner_id"] for t in trials} <= {"tuner0", "tuner1"}
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+        server.terminate()
+        server.wait(timeout=30)
