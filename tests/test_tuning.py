@@ -130,12 +130,16 @@ def finished_trials(db):
 def test_interrupted_search_resumes_without_repeating_finished_trials(tmp_path):
     args = [sys.executable, "-m", "experiments.run", "+encoder=bilstm", "+tuner=random", *tiny_overrides(tmp_path, *TINY),
             *SMALL_SPACE, f"tuner.directory={tmp_path}/tuner", "tuner.max_trials=4", "tracking.log_model=false"]
-    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # A shell starts background jobs with SIGINT ignored, and children inherit that: undo it for this child.
+    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 300
     while len(finished_trials(tmp_path / "mlflow.db")) < 2 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.5)
+    seen = len(finished_trials(tmp_path / "mlflow.db"))
     proc.send_signal(signal.SIGINT)  # Ctrl-C in the middle of the search
-    proc.communicate(timeout=120)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "interrupted" in err, (seen, proc.returncode, err[-2000:])
     first = {r.data.tags["trial_id"] for r in finished_trials(tmp_path / "mlflow.db")}
     assert 2 <= len(first) < 4
 

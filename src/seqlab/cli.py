@@ -33,6 +33,9 @@ def run_job(cfg: DictConfig) -> float:
     A user error (bad config value, unreadable data) prints one line
     `error: ...` on stderr and exits with status 2, without a traceback.
     """
+    from seqlab import interrupts
+
+    interrupts.install()
     try:
         check_config(cfg)
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out
@@ -47,6 +50,10 @@ def run_job(cfg: DictConfig) -> float:
     except SeqlabError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted: finished runs and trials are kept in MLflow; a search continues with tuner.resume=true",
+              file=sys.stderr)
+        sys.exit(130)
     except MissingMandatoryValue as e:
         print(f"error: config key {e.full_key} must be set (it is ??? in conf/)", file=sys.stderr)
         sys.exit(2)

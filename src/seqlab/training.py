@@ -10,6 +10,7 @@ from typing import Callable
 import keras
 import numpy as np
 
+from seqlab import interrupts
 from seqlab.data.corpus import Sentence
 from seqlab.data.vocab import Vocabulary, length_batches
 
@@ -66,6 +67,7 @@ class DevF1EarlyStopping(keras.callbacks.Callback):
             self.first_epoch = epoch  # > 0 when a Hyperband round continues a model
 
     def on_epoch_end(self, epoch, logs=None):
+        interrupts.check()
         logs = logs if logs is not None else {}
         self.epochs_run += 1
         loss = float(logs.get("loss", float("nan")))

@@ -23,7 +23,7 @@ import keras_tuner as kt
 import mlflow
 from omegaconf import DictConfig
 
-from seqlab import tracking
+from seqlab import interrupts, tracking
 from seqlab.errors import ConfigError
 from seqlab.pipeline import Built, Data, build, evaluate_and_log, fit_model, log_data, prepare_data, reset
 from seqlab.search_space import Dimension, apply_values, parse_space
@@ -69,6 +69,7 @@ class MLflowTrials:
     experiment_id: str | None = None
 
     def run_trial(self, trial, *args, **kwargs):
+        interrupts.check()
         hp = trial.hyperparameters
         run = mlflow.start_run(
             run_name=f"trial {trial.trial_id}", parent_run_id=self.parent_run_id, nested=True,
