@@ -233,6 +233,9 @@ def test_bad_shapes_give_clear_errors():
         crf.decode(np.zeros((1, 2, 4), "float32"))
     with pytest.raises(ValueError, match="need the tag names"):
         CRF(3, constraints="iob2")
+    left_padded = np.array([[False, True, True], [True, True, False]])
+    with pytest.raises(ValueError, match=r"rows \[0\] have a real token after padding"):
+        crf.decode(np.zeros((2, 3, 3), "float32"), left_padded)
 
 
 def test_save_and_reload_without_custom_objects(tmp_path):

@@ -141,3 +141,10 @@ def test_label_only_in_test_warns_and_counts_as_missed(tmp_path, caplog):
     inputs = run.inputs.dataset_inputs
     assert {i.dataset.name for i in inputs} == {"conll-train", "conll-dev", "conll-test"}
     assert len({i.dataset.digest for i in inputs}) == 3
+
+
+def test_data_root_comes_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("SEQLAB_DATA_ROOT", str(tmp_path / "corpora"))
+    cfg = compose(["+encoder=bilstm", "data=wnut17"])
+    assert cfg.data.train == f"{tmp_path}/corpora/wnut17/train.txt"
+    assert compose(["+encoder=bilstm", "data=wnut17", "data.root=/x"]).data.test == "/x/wnut17/test.txt"

@@ -6,7 +6,7 @@ import pytest
 from keras import ops
 
 from seqlab.model import build_tagger
-from seqlab.model.encoders import CNNEncoder, RNNEncoder
+from seqlab.model.encoders import CNNEncoder, IDCNNEncoder, RNNEncoder
 from seqlab.model.heads import argmax_decode, softmax_loss
 
 
@@ -27,6 +27,7 @@ def test_softmax_loss_ignores_padding_and_equals_mean_token_cross_entropy():
 
 
 @pytest.mark.parametrize("encoder", [CNNEncoder(layers=2, filters=6, kernel_size=3, dropout=0.0),
+                                     IDCNNEncoder(filters=6, kernel_size=3, dilations=[1, 2, 4], blocks=2, dropout=0.0),
                                      RNNEncoder("lstm", units=3, dropout=0.0), RNNEncoder("gru", units=3, dropout=0.0)])
 def test_encoders_do_not_let_padding_leak_into_real_tokens(encoder):
     rng = np.random.default_rng(1)

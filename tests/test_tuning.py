@@ -87,6 +87,18 @@ def test_random_search_records_parent_and_trials(tmp_path):
     assert len(tags[0]) == 3
 
 
+def test_hyperband_search_runs_its_brackets(tmp_path):
+    from seqlab.tuning import search
+
+    cfg = search_cfg(tmp_path, "hyperband", "tuner.epochs=3", "tuner.factor=3", "tracking.log_model=false")
+    result = search(cfg, str(tmp_path / "tuner"))
+    client = MlflowClient(cfg.tracking.uri)
+    trials = trial_runs(client, result["run_id"])
+    assert len(trials) >= 3 and all(t.info.status == "FINISHED" for t in trials)
+    assert {t.data.params["tuner/epochs"] for t in trials} >= {"1", "3"}  # short rounds, then longer ones
+    assert "test_entity_f1" in client.get_run(result["run_id"]).data.metrics
+
+
 def test_same_seed_gives_same_trial_sequence(tmp_path):
     from seqlab.tuning import search
 

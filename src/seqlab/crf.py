@@ -144,7 +144,24 @@ class CRF(keras.layers.Layer):
             mask = ops.cast(mask, "bool")
             if len(mask.shape) != 2:
                 raise ValueError(f"CRF mask must be [batch, time], got shape {mask.shape}")
+            self._check_right_padded(mask)
         return emissions, mask
+
+    @staticmethod
+    def _check_right_padded(mask):
+        """Reject masks with a real token after padding (left padding, holes), where values are visible."""
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            if not tf.executing_eagerly():
+                return  # inside a graph the values are unknown; the callers' masks come from `words > 0`
+        gap = ops.logical_and(mask[:, 1:], ops.logical_not(mask[:, :-1]))
+        if bool(ops.convert_to_numpy(ops.any(gap))):
+            rows = np.nonzero(ops.convert_to_numpy(ops.any(gap, axis=1)))[0].tolist()
+            raise ValueError(
+                f"CRF mask rows {rows[:5]} have a real token after padding: pad on the right only "
+                f"(mask True for the first `length` positions)"
+            )
 
     # ------------------------------------------------------------------ scores
     def path_score(self, emissions, tags, mask=None):

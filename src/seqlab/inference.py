@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 
 from seqlab.data.schemes import to_iob2
@@ -17,6 +18,7 @@ class TagPredictor:
 
     def __init__(self, model, vocab: Vocabulary, batch_size: int = 256, train_scheme: str = "iob2"):
         self.model, self.vocab, self.batch_size, self.train_scheme = model, vocab, batch_size, train_scheme
+        self.decode_batch = compiled_decoder(model)
 
     def predict_ids(self, sentences: list[list[str]]) -> list[np.ndarray]:
         """Tag ids per sentence (int32 [len(sentence)] each)."""
@@ -25,7 +27,7 @@ class TagPredictor:
             batch = [sentences[i] for i in idx]
             if not any(batch):
                 continue
-            ids = np.asarray(self.model.predict_on_batch(self.vocab.encode_tokens(batch)))  # [B, T]
+            ids = self.decode_batch(self.vocab.encode_tokens(batch))  # int32 [B, T]
             for row, i in enumerate(idx):
                 out[i] = ids[row, : len(sentences[i])]
         return out
@@ -33,3 +35,22 @@ class TagPredictor:
     def predict(self, sentences: list[list[str]]) -> list[list[str]]:
         labels = self.vocab.labels
         return [to_iob2([labels[j] for j in ids], self.train_scheme) for ids in self.predict_ids(sentences)]
+
+
+def compiled_decoder(model):
+    """inputs dict -> decoded tag ids (numpy int32 [B, T]), traced once for every batch shape.
+
+    Keras' predict_on_batch retraces for each new (T, W) until it relaxes the
+    shapes; a fixed signature with unknown dimensions avoids that on TensorFlow.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return lambda x: np.asarray(model.predict_on_batch(x))
+    import tensorflow as tf
+
+    signature = {
+        "words": tf.TensorSpec((None, None), tf.int32),
+        "chars": tf.TensorSpec((None, None, None), tf.int32),
+        "casing": tf.TensorSpec((None, None), tf.int32),
+    }
+    decode = tf.function(lambda x: model.predict_step(x), input_signature=[signature])
+    return lambda x: decode(x).numpy()

@@ -81,7 +81,7 @@ class MLflowTrials:
             mlflow.log_params({k: v for k, v in hp.values.items()})
             started = time.perf_counter()
             result = super().run_trial(trial, *args, **kwargs)
-            mlflow.log_metric("trial_seconds", time.perf_counter() - started)
+            mlflow.log_metrics({"trial_seconds": time.perf_counter() - started, **memory_mb()})
         except BaseException as e:
             mlflow.set_tag("error", f"{type(e).__name__}: {e}"[:500])
             mlflow.end_run(status="KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
@@ -89,6 +89,19 @@ class MLflowTrials:
             raise
         mlflow.end_run(status="FINISHED")
         return result
+
+
+def memory_mb() -> dict[str, float]:
+    """Resident memory of this process now and at its peak, in MiB (Linux)."""
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    try:
+        with open("/proc/self/statm") as f:
+            rss = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        rss = peak
+    return {"rss_mb": rss, "peak_rss_mb": peak}
 
 
 TUNERS = {"random": kt.RandomSearch, "bayesian": kt.BayesianOptimization, "hyperband": kt.Hyperband, "grid": kt.GridSearch}

@@ -43,7 +43,9 @@ class Tagger(keras.Model):
 
     # -------------------------------------------------------------- building
     def build(self, input_shape=None):
-        """Create every weight from the spec alone (input_shape is ignored)."""
+        """Create every weight from the spec alone (input_shape is ignored). Building twice is a no-op."""
+        if self.built:
+            return
         self.features.build()
         self.encoder.build((None, None, self.features.output_dim))
         self.emission_layer.build((None, None, self.encoder.output_dim))

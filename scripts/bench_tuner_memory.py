@@ -1,0 +1,56 @@
+"""Resident memory across the trials of one keras-tuner search (is Keras state cleared between trials?).
+
+    python scripts/bench_tuner_memory.py [--trials 20]
+
+Runs a random search on the embedded data (BiLSTM-CRF, 2 epochs per trial, the
+`smoke` search space, 400 sentences per split) against a throw-away SQLite
+MLflow store, then prints the `rss_mb` / `peak_rss_mb` each trial logged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from mlflow.tracking import MlflowClient  # noqa: E402
+
+from conftest import compose  # noqa: E402
+from seqlab.tuning import search  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trials", type=int, default=20)
+    args = parser.parse_args()
+    tmp = tempfile.mkdtemp(prefix="seqlab-rss-")
+    cfg = compose([
+        "+encoder=bilstm", "+tuner=random", "tuner_space@tuner.space=smoke", f"tuner.max_trials={args.trials}",
+        "tuner.epochs=2", "data.limit=400", "tracking.log_model=false",
+        f"tracking.uri=sqlite:///{tmp}/mlflow.db", f"tracking.artifact_location={tmp}/mlruns",
+        f"tuner.directory={tmp}/tuner",
+    ])
+    parent = search(cfg, f"{tmp}/tuner")["run_id"]
+    client = MlflowClient(cfg.tracking.uri)
+    exp = client.get_run(parent).info.experiment_id
+    trials = [r for r in client.search_runs([exp]) if r.data.tags.get("mlflow.parentRunId") == parent]
+    trials.sort(key=lambda r: int(r.data.tags["trial_id"]))
+    rss = [r.data.metrics["rss_mb"] for r in trials]
+    print(f"| trial | {' | '.join(r.data.tags['trial_id'] for r in trials)} |")
+    print(f"|---|{'---|' * len(trials)}")
+    print(f"| RSS after trial (MiB) | {' | '.join(f'{x:.0f}' for x in rss)} |")
+    print()
+    print(f"trials: {len(trials)}; RSS after trial 1: {rss[0]:.0f} MiB, after trial 5: {rss[min(4, len(rss) - 1)]:.0f} MiB, "
+          f"after the last: {rss[-1]:.0f} MiB; peak RSS: {max(r.data.metrics['peak_rss_mb'] for r in trials):.0f} MiB")
+    if len(rss) >= 10:
+        half = len(rss) // 2
+        print(f"growth per trial over the second half: {(rss[-1] - rss[half]) / (len(rss) - 1 - half):.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()
