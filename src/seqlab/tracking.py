@@ -40,22 +40,29 @@ def use_experiment(uri: str, experiment: str, artifact_location: str | None = No
 
 
 @contextlib.contextmanager
-def training_run(cfg: DictConfig, tags: dict[str, str], run_name: str | None = None):
-    """An MLflow run that ends FINISHED, FAILED (exception) or KILLED (Ctrl-C), never left open."""
-    while mlflow.active_run() is not None:  # never nest into a run left over by a previous job
-        mlflow.end_run()
-    experiment_id = use_experiment(cfg.tracking.uri, cfg.tracking.experiment, cfg.tracking.artifact_location)
-    run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags)
+def ending(run):
+    """End the active `run` FINISHED, FAILED (exception, with an `error` tag) or KILLED (Ctrl-C)."""
     try:
         yield run
     except KeyboardInterrupt:
         mlflow.end_run(status="KILLED")
         raise
-    except BaseException:
+    except BaseException as e:
+        mlflow.set_tag("error", f"{type(e).__name__}: {e}"[:500])
         mlflow.end_run(status="FAILED")
         raise
     else:
         mlflow.end_run(status="FINISHED")
+
+
+@contextlib.contextmanager
+def training_run(cfg: DictConfig, tags: dict[str, str], run_name: str | None = None):
+    """An MLflow run that ends FINISHED, FAILED (exception) or KILLED (Ctrl-C), never left open."""
+    while mlflow.active_run() is not None:  # never nest into a run left over by a previous job
+        mlflow.end_run()
+    experiment_id = use_experiment(cfg.tracking.uri, cfg.tracking.experiment, cfg.tracking.artifact_location)
+    with ending(mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags)) as run:
+        yield run
 
 
 def log_config(cfg: DictConfig) -> None:

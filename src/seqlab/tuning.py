@@ -78,16 +78,14 @@ class MLflowTrials:
         )
         log.info("trial %s: %s", trial.trial_id, ", ".join(f"{k}={v}" for k, v in hp.values.items()))
         try:
-            mlflow.log_params({k: v for k, v in hp.values.items()})
-            started = time.perf_counter()
-            result = super().run_trial(trial, *args, **kwargs)
-            mlflow.log_metrics({"trial_seconds": time.perf_counter() - started, **memory_mb()})
-        except BaseException as e:
-            mlflow.set_tag("error", f"{type(e).__name__}: {e}"[:500])
-            mlflow.end_run(status="KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
+            with tracking.ending(run):
+                mlflow.log_params({k: v for k, v in hp.values.items()})
+                started = time.perf_counter()
+                result = super().run_trial(trial, *args, **kwargs)
+                mlflow.log_metrics({"trial_seconds": time.perf_counter() - started, **memory_mb()})
+        except Exception as e:
             log.warning("trial %s failed: %s: %s", trial.trial_id, type(e).__name__, e)
             raise
-        mlflow.end_run(status="FINISHED")
         return result
 
 
@@ -146,7 +144,7 @@ def search(cfg: DictConfig, directory: str) -> dict:
     resume_id = parent_file.read_text().strip() if cfg.tuner.resume and parent_file.exists() else None
     parent = mlflow.start_run(run_id=resume_id, experiment_id=None if resume_id else experiment_id,
                               run_name=None if resume_id else f"search {cfg.tuner.name} {cfg.encoder.name}", tags=tags)
-    try:
+    with tracking.ending(parent):
         if not resume_id:
             tracking.log_config(cfg)
         tuner = make_tuner(cfg, hypermodel, directory)  # a fresh search wipes the project directory first
@@ -156,15 +154,7 @@ def search(cfg: DictConfig, directory: str) -> dict:
         log.info("search %s: up to %d trials, objective %s; parent MLflow run %s; tuner files in %s",
                  cfg.tuner.name, cfg.tuner.max_trials, OBJECTIVE, parent.info.run_id, directory)
         tuner.search(epochs=cfg.tuner.epochs, verbose=0)
-        result = _log_best(cfg, tuner, hypermodel, data)
-    except KeyboardInterrupt:
-        mlflow.end_run(status="KILLED")
-        raise
-    except BaseException:
-        mlflow.end_run(status="FAILED")
-        raise
-    mlflow.end_run(status="FINISHED")
-    return result
+        return _log_best(cfg, tuner, hypermodel, data)
 
 
 def _log_best(cfg: DictConfig, tuner, hypermodel: TaggerHyperModel, data: Data) -> dict:

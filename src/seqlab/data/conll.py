@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from seqlab.data.corpus import Sentence
-from seqlab.data.schemes import SCHEMES, TagError, check_tags, detect_scheme, to_iob2
+from seqlab.data.corpus import Sentence, checked_sentences
+from seqlab.data.schemes import SCHEMES
 from seqlab.errors import DataError
 
 # U+200B zero width space, U+200C/D zero width (non-)joiner, U+2060 word joiner, U+FEFF BOM
@@ -104,17 +104,5 @@ def parse_conll(text: str, name: str, fmt: ColumnFormat = ColumnFormat()) -> lis
 
     if not sentences:
         raise DataError(f"{name}: no sentences (the file is empty or holds only blank/-DOCSTART- lines)")
-    scheme = fmt.scheme
-    if scheme == "auto":
-        try:
-            scheme = detect_scheme([t for _, t, _ in sentences])
-        except ValueError:
-            scheme = "iob2"  # a malformed tag: check_tags below names its line
-    out = []
-    for toks, tgs, lns in sentences:
-        try:
-            check_tags(tgs, scheme)
-        except TagError as e:
-            raise DataError(f"{name}:{lns[e.index]}: {e} (data.scheme={fmt.scheme})") from None
-        out.append(Sentence(tuple(toks), tuple(to_iob2(tgs, scheme))))
-    return out
+    rows = [(toks, tgs) for toks, tgs, _ in sentences]
+    return checked_sentences(rows, fmt.scheme, lambda i, j: f"{name}:{sentences[i][2][j]}")

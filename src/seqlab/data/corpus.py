@@ -6,7 +6,8 @@ import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 
-from seqlab.data.schemes import entity_spans
+from seqlab.data.schemes import TagError, check_tags, detect_scheme, entity_spans, to_iob2
+from seqlab.errors import DataError
 
 
 @dataclass(frozen=True)
@@ -53,3 +54,24 @@ def content_digest(sentences: list[Sentence]) -> str:
             h.update(tok.encode("utf-8") + b"\t" + tag.encode("utf-8") + b"\n")
         h.update(b"\n")
     return h.hexdigest()
+
+
+def checked_sentences(rows: list[tuple[list[str], list[str]]], scheme: str, locate) -> list[Sentence]:
+    """(tokens, tags) rows in `scheme` (or "auto": detected) -> IOB2 Sentences.
+
+    A tag that does not fit raises DataError at `locate(row, token)`, e.g. "train.txt:12".
+    """
+    declared = scheme
+    if scheme == "auto":
+        try:
+            scheme = detect_scheme([tags for _, tags in rows])
+        except ValueError:
+            scheme = "iob2"  # a malformed tag: check_tags below names its place
+    out = []
+    for i, (tokens, tags) in enumerate(rows):
+        try:
+            check_tags(tags, scheme)
+        except TagError as e:
+            raise DataError(f"{locate(i, e.index)}: {e} (data.scheme={declared})") from None
+        out.append(Sentence(tuple(tokens), tuple(to_iob2(tags, scheme))))
+    return out

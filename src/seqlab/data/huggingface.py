@@ -10,8 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from seqlab.data.conll import clean_token
-from seqlab.data.corpus import Sentence
-from seqlab.data.schemes import TagError, check_tags, detect_scheme, to_iob2
+from seqlab.data.corpus import Sentence, checked_sentences
 from seqlab.errors import DataError
 
 
@@ -58,12 +57,4 @@ def _sentences(split, data: Any, where: str) -> list[Sentence]:
             rows.append(([clean_token(str(t)) for t in tokens], [names[t] if names else str(t) for t in tags]))
     if not rows:
         raise DataError(f"{where}: no sentences")
-    scheme = data.scheme if data.scheme != "auto" else detect_scheme([tags for _, tags in rows])
-    out = []
-    for i, (tokens, tags) in enumerate(rows):
-        try:
-            check_tags(tags, scheme)
-        except TagError as e:
-            raise DataError(f"{where} row {i}, token {e.index}: {e} (data.scheme={data.scheme})") from None
-        out.append(Sentence(tuple(tokens), tuple(to_iob2(tags, scheme))))
-    return out
+    return checked_sentences(rows, data.scheme, lambda i, j: f"{where} row {i}, token {j}")
