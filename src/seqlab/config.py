@@ -112,7 +112,6 @@ class TrainerConfig:
     batch_size: int = 32
     patience: int = 5  # epochs without a better dev entity F1 before stopping
     eval_batch_size: int = 256
-    verbose: int = 1  # 0 silent, 1 one line per epoch
 
 
 @dataclass

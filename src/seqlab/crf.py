@@ -12,7 +12,8 @@ exact Viterbi, `marginals` is forward-backward and `nbest` is k-best Viterbi.
 
 Masks are bool [B, T], True for real tokens, padding on the right only.
 All math runs in float32, whatever the dtype of the emissions. The recursion
-over time is a `keras.ops.scan`, so it runs inside the graph (and under XLA).
+over time runs inside the graph (`tf.while_loop` on TensorFlow, `keras.ops.scan`
+elsewhere), with no Python loop over the batch, and compiles under XLA.
 Forbidden transitions (`constraints="iob2"` or `"bioes"` with `labels`) get a
 score of -10000, which underflows to exactly zero probability in float32.
 """

@@ -17,6 +17,7 @@ import gc
 import logging
 import os
 import time
+import warnings
 from pathlib import Path
 
 import keras_tuner as kt
@@ -167,14 +168,15 @@ def _log_best(cfg: DictConfig, tuner, hypermodel: TaggerHyperModel, data: Data) 
     best = tuner.oracle.get_best_trials(1)[0]
     hp = best.hyperparameters
     best_cfg = hypermodel.trial_config(hp)
-    model = tuner.load_model(best)  # rebuilds with the trial's values and loads its best epoch
+    with warnings.catch_warnings():  # the checkpoint's optimizer state is not needed for evaluation
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        model = tuner.load_model(best)  # rebuilds with the trial's values and loads its best epoch
     built = Built(model, hypermodel.vocabs.pop(id(model)), None)
     best_f1 = best.score
     log.info("best trial %s: dev entity F1 %.4f with %s", best.trial_id, best_f1, hp.values)
     mlflow.log_params({f"best.{k}": v for k, v in hp.values.items()})
     mlflow.set_tag("best_trial_id", best.trial_id)
     mlflow.log_metric("best_val_entity_f1", best_f1)
-    mlflow.log_metric("num_params", model.count_params())
     log_data(data, built)
     scores = evaluate_and_log(best_cfg, data, built)
     return {"val_entity_f1": best_f1, "test_entity_f1": scores["entity_f1"], "run_id": mlflow.active_run().info.run_id}
