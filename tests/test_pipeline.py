@@ -146,3 +146,15 @@ def test_multirun_gives_one_isolated_run_per_combination(tmp_path):
         assert r.data.params["encoder.name"] == r.data.tags["encoder"]
     # Same seed, same data: the two heads on one encoder start from the same data split.
     assert len({r.data.params["stats.test.entities"] for r in runs}) == 1
+
+
+def test_nan_loss_in_the_first_epoch_is_one_line_and_a_failed_run(tmp_path):
+    overrides = tiny_overrides(tmp_path, "optimizer.name=sgd", "optimizer.lr=1e38", "optimizer.clipnorm=null",
+                               "tracking.log_model=false")
+    proc = subprocess.run([sys.executable, "-m", "experiments.run", "+encoder=bilstm", *overrides],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "error: the loss became NaN or infinite in the first epoch" in proc.stderr.strip().splitlines()[-1]
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    (run,) = client.search_runs([client.get_experiment_by_name("seqlab").experiment_id])
+    assert run.info.status == "FAILED" and "NaN" in run.data.tags["error"]

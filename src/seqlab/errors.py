@@ -15,3 +15,7 @@ class ConfigError(SeqlabError):
 
 class DataError(SeqlabError):
     """A data file or data source cannot be read as a tagged corpus."""
+
+
+class TrainingError(SeqlabError):
+    """Training cannot go on (e.g. the loss became NaN before any usable epoch)."""

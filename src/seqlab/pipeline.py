@@ -19,6 +19,7 @@ from seqlab.data.corpus import content_digest, split_stats
 from seqlab.data.sources import training_sentences, unseen_tags
 from seqlab.data.vectors import embedding_matrix
 from seqlab.data.vocab import Vocabulary
+from seqlab.errors import TrainingError
 from seqlab.evaluation import entity_scores, tag_bigram_frequencies
 from seqlab.heatmap import plot_transitions
 from seqlab.inference import TagPredictor
@@ -158,8 +159,10 @@ def train(cfg: DictConfig) -> dict:
         started = time.perf_counter()
         stopper = fit_model(cfg, data, built, cfg.trainer.epochs, cfg.trainer.patience)
         seconds = time.perf_counter() - started
-        if stopper.nan_loss and stopper.best_weights is None:
-            raise FloatingPointError("the loss became NaN in the first epoch; lower optimizer.lr")
+        if stopper.nan_loss:
+            if stopper.best_weights is None:
+                raise TrainingError(f"the loss became NaN or infinite in the first epoch; lower optimizer.lr={cfg.optimizer.lr}")
+            mlflow.set_tag("nan_loss", f"after epoch {stopper.epochs_run - 1}: kept the best epoch, {stopper.best_epoch}")
         log.info("trained in %.1fs; best dev entity F1 %.4f at epoch %d", seconds, stopper.best_f1, stopper.best_epoch)
         mlflow.log_metrics({
             "best_epoch": stopper.best_epoch,
