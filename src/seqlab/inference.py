@@ -7,6 +7,7 @@ import numpy as np
 
 from seqlab.data.schemes import to_iob2
 from seqlab.data.vocab import Vocabulary, length_batches
+from seqlab.model import input_signature
 
 
 class TagPredictor:
@@ -47,10 +48,5 @@ def compiled_decoder(model):
         return lambda x: np.asarray(model.predict_on_batch(x))
     import tensorflow as tf
 
-    signature = {
-        "words": tf.TensorSpec((None, None), tf.int32),
-        "chars": tf.TensorSpec((None, None, None), tf.int32),
-        "casing": tf.TensorSpec((None, None), tf.int32),
-    }
-    decode = tf.function(lambda x: model.predict_step(x), input_signature=[signature])
+    decode = tf.function(lambda x: model.predict_step(x), input_signature=[input_signature()])
     return lambda x: decode(x).numpy()

@@ -13,6 +13,7 @@ import numpy as np
 from seqlab import interrupts
 from seqlab.data.corpus import Sentence
 from seqlab.data.vocab import Vocabulary, length_batches
+from seqlab.model import input_signature
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +21,7 @@ log = logging.getLogger(__name__)
 class BucketedBatches:
     """(inputs, tags) batches of sentences of similar length, regrouped every epoch.
 
-    inputs: {"words": int32 [B, T], "chars": int32 [B, T, W]}; tags: int32 [B, T].
+    inputs: {"words": int32 [B, T], "chars": int32 [B, T, W], "casing": int32 [B, T]}; tags: int32 [B, T].
     T and W vary from batch to batch.
     """
 
@@ -110,14 +111,7 @@ def as_dataset(batches: BucketedBatches):
     """
     import tensorflow as tf
 
-    signature = (
-        {
-            "words": tf.TensorSpec((None, None), tf.int32),
-            "chars": tf.TensorSpec((None, None, None), tf.int32),
-            "casing": tf.TensorSpec((None, None), tf.int32),
-        },
-        tf.TensorSpec((None, None), tf.int32),
-    )
+    signature = (input_signature(), tf.TensorSpec((None, None), tf.int32))  # inputs, tags [B, T]
 
     def epoch():
         for i in range(len(batches)):

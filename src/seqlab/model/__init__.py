@@ -1,5 +1,5 @@
 """Model: word features -> encoder -> emission scores -> head (softmax or CRF)."""
 
-from seqlab.model.tagger import Tagger, build_tagger
+from seqlab.model.tagger import Tagger, build_tagger, input_signature
 
-__all__ = ["Tagger", "build_tagger"]
+__all__ = ["Tagger", "build_tagger", "input_signature"]

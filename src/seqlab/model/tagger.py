@@ -21,6 +21,17 @@ from seqlab.model.heads import argmax_decode, softmax_loss
 PAD_TAG = -1
 
 
+def input_signature() -> dict:
+    """The tagger's inputs as TensorFlow specs with unknown batch, time and word-length dimensions."""
+    import tensorflow as tf
+
+    return {
+        "words": tf.TensorSpec((None, None), tf.int32),  # [B, T]
+        "chars": tf.TensorSpec((None, None, None), tf.int32),  # [B, T, W]
+        "casing": tf.TensorSpec((None, None), tf.int32),  # [B, T]
+    }
+
+
 @keras.saving.register_keras_serializable(package="seqlab")
 class Tagger(keras.Model):
     """Sequence tagger built from a plain-dict `spec` (which is its whole config).
