@@ -43,6 +43,7 @@ class Built:
     model: keras.Model
     vocab: Vocabulary
     pretrained_coverage: float | None
+    predictor: TagPredictor | None = None  # made on first use; its traced decoder serves dev and test
 
 
 def reset(seed: int) -> None:
@@ -88,7 +89,9 @@ def build(cfg: DictConfig, data: Data) -> Built:
 
 
 def predictor_for(cfg: DictConfig, built: Built) -> TagPredictor:
-    return TagPredictor(built.model, built.vocab, cfg.trainer.eval_batch_size, cfg.data.train_scheme)
+    if built.predictor is None:
+        built.predictor = TagPredictor(built.model, built.vocab, cfg.trainer.eval_batch_size, cfg.data.train_scheme)
+    return built.predictor
 
 
 def fit_model(cfg: DictConfig, data: Data, built: Built, epochs: int, patience: int,
