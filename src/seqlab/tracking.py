@@ -93,10 +93,6 @@ def log_test_scores(scores: dict, prefix: str = "test") -> None:
     mlflow.log_text(scores["report"], "classification_report.txt")
 
 
-def log_file(path: str, artifact_path: str | None = None) -> None:
-    mlflow.log_artifact(path, artifact_path)
-
-
 def log_figure(draw, filename: str) -> None:
     """`draw(path)` writes a figure; it is logged as artifact `filename`."""
     with tempfile.TemporaryDirectory() as tmp:
