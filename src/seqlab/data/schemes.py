@@ -81,10 +81,9 @@ def to_iob2(tags: list[str] | tuple[str, ...], scheme: str = "iob2") -> list[str
             out.append(f"B-{kind}")
         else:  # I or E: continues an entity of the same type, else starts one
             out.append(f"I-{kind}" if prev_kind == kind else f"B-{kind}")
-        # In BIOES an entity closes at E-/S-, so the next I- cannot continue it.
-        prev_kind = "" if prefix in "OES" and scheme == "bioes" else kind
-        if prefix == "O":
-            prev_kind = ""
+        # An entity is open after B-/I- (and, outside BIOES, after any E-/S- too); in BIOES E-/S- close it.
+        closes = prefix == "O" or (scheme == "bioes" and prefix in "ES")
+        prev_kind = "" if closes else kind
     return out
 
 
