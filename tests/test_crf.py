@@ -266,3 +266,90 @@ def test_log_likelihood_matches_pytorch_crf(case):
     expected = ref(torch.tensor(emissions), torch.tensor(tags), torch.tensor(mask), reduction="none").detach().numpy()
     got = ops.convert_to_numpy(crf.log_likelihood(emissions, tags, mask))
     np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+# ---------------------------------------------------------------- every batch shape, every execution mode
+# Batches whose longest sentence has 1 token (the recursion over time then has no step), rows of
+# length 0 beside real ones, all-empty batches and T = 0, checked against enumeration in eager
+# mode, under tf.function with unknown batch and time dimensions (as the compiled decoder traces
+# it) and under XLA.
+SHAPES = {
+    "T=1": (1, [1, 1, 1]),
+    "T=1 with empty rows": (1, [0, 1, 0]),
+    "T=1 all empty": (1, [0, 0]),
+    "T=0": (0, [0, 0]),
+    "lengths 0..T": (4, [0, 1, 2, 3, 4]),
+    "T=2 with empty rows": (2, [2, 0, 1]),
+}
+
+
+def _all_outputs(crf, nbest_k):
+    def run(e, t, m):
+        llh = crf.log_likelihood(e, t, m)
+        paths, scores = crf.viterbi(e, m)
+        marg = crf.marginals(e, m)
+        npaths, nscores = crf.nbest(e, nbest_k, m)
+        return llh, paths, scores, marg, npaths, nscores
+
+    return run
+
+
+def _in_mode(fn, mode, k):
+    if mode == "eager":
+        return fn
+    import tensorflow as tf
+
+    signature = [tf.TensorSpec((None, None, k), tf.float32), tf.TensorSpec((None, None), tf.int32),
+                 tf.TensorSpec((None, None), tf.bool)]
+    return tf.function(fn, input_signature=signature, jit_compile=mode == "xla")
+
+
+@pytest.mark.parametrize("mode", ["eager", "graph", "xla"])
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_every_batch_shape_matches_enumeration(shape, mode):
+    t, lengths = SHAPES[shape]
+    k, b, nbest_k = 3, len(lengths), 4
+    crf = random_crf(k, seed=21)
+    emissions, mask = random_batch(b, t, k, lengths, seed=21)
+    tags = np.random.default_rng(22).integers(0, k, size=(b, t)).astype("int32")
+    outs = _in_mode(_all_outputs(crf, nbest_k), mode, k)(emissions, tags, mask)
+    llh, paths, scores, marg, npaths, nscores = (ops.convert_to_numpy(x) for x in outs)
+    assert paths.shape == (b, t) and marg.shape == (b, t, k) and npaths.shape == (b, nbest_k, t)
+    for row, length in enumerate(lengths):
+        if length == 0:
+            assert llh[row] == 0.0 and scores[row] == 0.0
+            assert (paths[row] == crf.pad_value).all() and (marg[row] == 0).all()
+            assert (npaths[row] == crf.pad_value).all()
+            continue
+        enumerated = enumerate_paths(crf, emissions[row], length)
+        z = logsumexp([s for _, s in enumerated])
+        assert llh[row] == pytest.approx(dict(enumerated)[tuple(tags[row, :length])] - z, abs=1e-4)
+        best_path, best_score = max(enumerated, key=lambda p: p[1])
+        assert tuple(paths[row, :length]) == best_path and scores[row] == pytest.approx(best_score, abs=1e-4)
+        assert (paths[row, length:] == crf.pad_value).all()
+        expected = np.zeros((length, k))
+        for path, s in enumerated:
+            expected[np.arange(length), path] += np.exp(s - z)
+        np.testing.assert_allclose(marg[row, :length], expected, atol=1e-5)
+        ranked = sorted(enumerated, key=lambda p: -p[1])[:nbest_k]
+        np.testing.assert_allclose(nscores[row, : len(ranked)], [s for _, s in ranked], atol=1e-4)
+        assert [tuple(p[:length]) for p in npaths[row, : len(ranked)]][0] == ranked[0][0]
+
+
+def test_length_one_batch_trains_with_finite_gradients_under_xla():
+    import tensorflow as tf
+
+    crf = random_crf(3, seed=23, labels=["O", "B-X", "I-X"], constraints="iob2")
+    emissions = tf.constant(np.random.default_rng(23).normal(size=(3, 1, 3)).astype("float32"))
+    mask = np.array([[True], [False], [True]])
+    tags = np.array([[1], [0], [0]], "int32")
+
+    @tf.function(jit_compile=True)
+    def loss_and_grads(e):
+        with tf.GradientTape() as tape:
+            tape.watch(e)
+            loss = -tf.reduce_sum(crf.log_likelihood(e, tags, mask))
+        return loss, tape.gradient(loss, [e, *crf.trainable_weights])
+
+    loss, grads = loss_and_grads(emissions)
+    assert np.isfinite(loss.numpy()) and all(np.isfinite(g.numpy()).all() for g in grads)

@@ -59,6 +59,30 @@ def _scan(step, init, xs, reverse=False):
     return tf.nest.pack_sequence_as(init, carry_flat), tf.nest.pack_sequence_as(init, [ta.stack() for ta in ys_ta])
 
 
+MIN_TIME = 2  # every recursion gets at least one step (see CRF._prepare)
+
+
+def _pad_time(x, value):
+    """x [B, T, ...] -> [B, max(T, MIN_TIME), ...], padded on the right with `value`.
+
+    T is static on every backend but TensorFlow graphs traced with an unknown
+    time dimension; there the padding width is computed in the graph (0 when
+    T >= MIN_TIME), which XLA folds once it knows the shape.
+    """
+    rank = len(x.shape)
+    time = x.shape[1]
+    if time is not None:
+        if time >= MIN_TIME:
+            return x
+        widths = [(0, 0), (0, MIN_TIME - time)] + [(0, 0)] * (rank - 2)
+        return ops.pad(x, widths, constant_values=value)
+    import tensorflow as tf  # only TensorFlow traces with unknown dimensions
+
+    extra = tf.maximum(MIN_TIME - tf.shape(x)[1], 0)
+    widths = tf.stack([tf.constant([0, 0]), tf.stack([0, extra])] + [tf.constant([0, 0])] * (rank - 2))
+    return tf.pad(x, widths, constant_values=value)
+
+
 @keras.saving.register_keras_serializable(package="seqlab")
 class CRF(keras.layers.Layer):
     """Linear-chain CRF over `num_tags` tags.
@@ -133,7 +157,13 @@ class CRF(keras.layers.Layer):
         return trans, start, end
 
     def _prepare(self, emissions, mask):
-        """float32 emissions [B, T, K] and bool mask [B, T]; checks shapes."""
+        """float32 emissions [B, T', K] and bool mask [B, T']; checks shapes.
+
+        T' = max(T, 2): a batch whose longest row has 0 or 1 tokens gets masked
+        padding columns, so that every recursion has at least one step (an empty
+        loop cannot be stacked in graph mode, nor compiled by XLA). Callers crop
+        their per-token outputs back to T with `_crop`.
+        """
         emissions = ops.cast(ops.convert_to_tensor(emissions), "float32")
         if len(emissions.shape) != 3:
             raise ValueError(f"CRF emissions must be [batch, time, num_tags], got shape {emissions.shape}")
@@ -146,7 +176,7 @@ class CRF(keras.layers.Layer):
             if len(mask.shape) != 2:
                 raise ValueError(f"CRF mask must be [batch, time], got shape {mask.shape}")
             self._check_right_padded(mask)
-        return emissions, mask
+        return _pad_time(emissions, 0.0), _pad_time(mask, False)
 
     @staticmethod
     def _check_right_padded(mask):
@@ -168,6 +198,9 @@ class CRF(keras.layers.Layer):
     def path_score(self, emissions, tags, mask=None):
         """Score of the given tag paths. emissions [B, T, K], tags int [B, T] -> [B]."""
         emissions, mask = self._prepare(emissions, mask)
+        return self._path_score(emissions, _pad_time(ops.cast(tags, "int32"), 0), mask)
+
+    def _path_score(self, emissions, tags, mask):
         trans, start, end = self._scores()
         tags = ops.cast(tags, "int32")
         maskf = ops.cast(mask, "float32")  # [B, T]
@@ -186,7 +219,9 @@ class CRF(keras.layers.Layer):
 
     def log_partition(self, emissions, mask=None):
         """log Z by the forward algorithm. emissions [B, T, K] -> [B]."""
-        emissions, mask = self._prepare(emissions, mask)
+        return self._log_partition(*self._prepare(emissions, mask))
+
+    def _log_partition(self, emissions, mask):
         alpha, _ = self._forward(emissions, mask)
         _, _, end = self._scores()
         log_z = ops.logsumexp(alpha + end, axis=1)
@@ -198,7 +233,8 @@ class CRF(keras.layers.Layer):
         A row with no real tokens has log-likelihood 0.
         """
         emissions, mask = self._prepare(emissions, mask)
-        return self.path_score(emissions, tags, mask) - self.log_partition(emissions, mask)
+        tags = _pad_time(ops.cast(tags, "int32"), 0)
+        return self._path_score(emissions, tags, mask) - self._log_partition(emissions, mask)
 
     def _forward(self, emissions, mask):
         """Forward variables. Returns (alpha at each row's last token [B, K], all alphas [T, B, K])."""
@@ -222,6 +258,7 @@ class CRF(keras.layers.Layer):
 
     def marginals(self, emissions, mask=None):
         """Posterior p(y_t = k | x) by forward-backward. [B, T, K] -> [B, T, K]; 0 at padding."""
+        time = ops.shape(emissions)[1]
         emissions, mask = self._prepare(emissions, mask)
         trans, _, end = self._scores()
         _, alphas = self._forward(emissions, mask)  # [T, B, K]
@@ -246,7 +283,7 @@ class CRF(keras.layers.Layer):
         log_z = ops.logsumexp(alphas[0] + betas[0], axis=1)  # [B]
         post = ops.exp(alphas + betas - log_z[None, :, None])  # [T, B, K]
         post = ops.moveaxis(post, 0, 1)
-        return ops.where(mask[..., None], post, 0.0)
+        return ops.where(mask[..., None], post, 0.0)[:, :time]
 
     # ------------------------------------------------------------------ decoding
     def _decode_scores(self):
@@ -266,6 +303,7 @@ class CRF(keras.layers.Layer):
 
     def viterbi(self, emissions, mask=None):
         """Viterbi paths int32 [B, T] and their scores float32 [B]."""
+        time = ops.shape(emissions)[1]
         emissions, mask = self._prepare(emissions, mask)
         trans, start, end = self._decode_scores()
         k = self.num_tags
@@ -300,13 +338,14 @@ class CRF(keras.layers.Layer):
         paths = ops.moveaxis(paths, 0, 1)
         paths = ops.where(mask, paths, self.pad_value)
         lengths = ops.sum(ops.cast(mask, "int32"), axis=1)
-        return paths, ops.where(lengths > 0, best, 0.0)
+        return paths[:, :time], ops.where(lengths > 0, best, 0.0)
 
     def nbest(self, emissions, k, mask=None):
         """The k best paths, best first: (int32 [B, k, T], float32 scores [B, k]).
 
         Where fewer than k legal paths exist, the extra entries score -inf.
         """
+        time = ops.shape(emissions)[1]
         emissions, mask = self._prepare(emissions, mask)
         trans, start, end = self._decode_scores()
         n = self.num_tags
@@ -353,4 +392,4 @@ class CRF(keras.layers.Layer):
         paths = ops.transpose(paths, (1, 2, 0))  # [B, k, T]
         paths = ops.where(mask[:, None, :], paths, self.pad_value)
         has_tokens = ops.any(mask, axis=1)[:, None]
-        return paths, ops.where(has_tokens, best, ops.where(ops.arange(k)[None] == 0, 0.0, neg))
+        return paths[:, :, :time], ops.where(has_tokens, best, ops.where(ops.arange(k)[None] == 0, 0.0, neg))
