@@ -59,6 +59,11 @@ def test_training_run_records_the_whole_mlflow_contract(tiny_cfg, head, tmp_path
     assert [len(t) for t in tags] == [9, 1, 0]
     labels = set(_labels(tmp_path, run.info.run_id))
     assert "O" in labels and all(t in labels for seq in tags for t in seq)
+    # Batches whose longest sentence has one token, or none at all.
+    for batch in ([["Paris"]], [["Paris"], ["EU"]], [[], ["EU"]], [[]], [[], []]):
+        tagged = model.predict(batch)
+        assert [len(t) for t in tagged] == [len(s) for s in batch], batch
+        assert all(t in labels for seq in tagged for t in seq)
 
 
 def _labels(tmp_path, run_id):

@@ -1,4 +1,8 @@
-"""What an entry point does with one composed config: check, run, report errors in one line."""
+"""What an entry point does with one composed config: check, run, report errors in one line.
+
+The order is the data flow's: the config is checked, then the tracking store
+(seconds, before TensorFlow is imported), and only then is anything heavy run.
+"""
 
 from __future__ import annotations
 
@@ -30,14 +34,17 @@ def tuner_directory(cfg: DictConfig) -> str:
 def run_job(cfg: DictConfig) -> float:
     """Run one training job; return the dev entity F1 for sweepers.
 
-    A user error (bad config value, unreadable data) prints one line
-    `error: ...` on stderr and exits with status 2, without a traceback.
+    A user error (bad config value, unreadable data, unusable tracking store)
+    prints one line `error: ...` on stderr and exits with status 2, without a
+    traceback. Ctrl-C and SIGTERM end the run KILLED and exit 130 and 143.
     """
     from seqlab import interrupts
+    from seqlab.store import check_store, describe_failure
 
     interrupts.install()
     try:
         check_config(cfg)
+        check_store(cfg.tracking.uri, cfg.tracking.artifact_location)
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         if cfg.get("tuner") is not None:
@@ -51,9 +58,15 @@ def run_job(cfg: DictConfig) -> float:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        print("interrupted: finished runs and trials are kept in MLflow; a search continues with tuner.resume=true",
-              file=sys.stderr)
-        sys.exit(130)
+        print(f"interrupted ({interrupts.signal_name()}): finished runs and trials are kept in MLflow; "
+              "a search continues with tuner.resume=true", file=sys.stderr)
+        sys.exit(interrupts.exit_status())
     except MissingMandatoryValue as e:
         print(f"error: config key {e.full_key} must be set (it is ??? in conf/)", file=sys.stderr)
         sys.exit(2)
+    except Exception as e:
+        line = describe_failure(e, cfg.tracking.uri)
+        if line is None:
+            raise
+        print(f"error: {line}", file=sys.stderr)
+        sys.exit(1)

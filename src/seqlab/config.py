@@ -173,18 +173,41 @@ def _check(ok: bool, key: str, value: Any, expected: str) -> None:
         raise ConfigError(f"config key {key}={value!r} is invalid: expected {expected}")
 
 
+# Keys that count or size something: each must be an integer >= 1 where it is present.
+AT_LEAST_ONE = (
+    "encoder.layers", "encoder.units", "encoder.filters", "encoder.kernel_size", "encoder.blocks",
+    "words.dim", "words.min_freq", "words.char_dim", "words.char_filters", "words.char_kernel", "words.char_units",
+    "words.max_word_len", "words.casing_dim",
+    "trainer.epochs", "trainer.batch_size", "trainer.patience", "trainer.eval_batch_size",
+    "tuner.max_trials", "tuner.executions_per_trial", "tuner.epochs", "tuner.patience",
+)
+# Probabilities of dropping something: each must lie in [0, 1).
+DROPOUTS = ("encoder.dropout", "encoder.recurrent_dropout", "words.dropout", "words.word_dropout")
+SEED_LIMIT = 2**32  # NumPy and TensorFlow seeds are unsigned 32-bit
+
+
+def _present(cfg: DictConfig, key: str) -> Any:
+    return OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
+
+
 def check_config(cfg: DictConfig) -> None:
     """Raise ConfigError naming the first bad key. Types are already checked by the schema."""
+    check_known_keys(cfg)
     if cfg.get("encoder") is None:
         raise ConfigError(f"no encoder chosen: add +encoder=<{'|'.join(ENCODERS)}>, e.g. +encoder=bilstm")
     enc = cfg.encoder
     _check(enc.name in ENCODERS, "encoder.name", enc.name, f"one of {', '.join(ENCODERS)}")
-    if "layers" in enc:
-        _check(enc.layers >= 1, "encoder.layers", enc.layers, "an integer >= 1")
-    if "blocks" in enc:
-        _check(enc.blocks >= 1, "encoder.blocks", enc.blocks, "an integer >= 1")
+    for key in AT_LEAST_ONE:
+        value = _present(cfg, key)
+        if value is not None:
+            _check(isinstance(value, int) and value >= 1, key, value, "an integer >= 1")
+    for key in DROPOUTS:
+        value = _present(cfg, key)
+        if value is not None:
+            _check(0 <= value < 1, key, value, "a float in [0, 1)")
+    if "dilations" in enc:
         _check(len(enc.dilations) >= 1 and min(enc.dilations) >= 1, "encoder.dilations", list(enc.dilations), "a non-empty list of integers >= 1")
-    _check(0 <= enc.dropout < 1, "encoder.dropout", enc.dropout, "a float in [0, 1)")
+    _check(0 <= cfg.seed < SEED_LIMIT, "seed", cfg.seed, f"an integer in [0, 2**32)")
     _check(cfg.head.name in HEADS, "head.name", cfg.head.name, f"one of {', '.join(HEADS)}")
     _check(cfg.data.source in ("embedded", "conll", "hf"), "data.source", cfg.data.source, "embedded, conll or hf")
     _check(cfg.data.scheme in ("iob1", "iob2", "bioes", "auto"), "data.scheme", cfg.data.scheme, "iob1, iob2, bioes or auto")
@@ -193,24 +216,19 @@ def check_config(cfg: DictConfig) -> None:
     _check(cfg.data.limit is None or cfg.data.limit >= 1, "data.limit", cfg.data.limit, "null or >= 1")
     _check(0 <= cfg.data.dev_fraction < 1, "data.dev_fraction", cfg.data.dev_fraction, "a float in [0, 1)")
     _check(0 <= cfg.data.test_fraction < 1, "data.test_fraction", cfg.data.test_fraction, "a float in [0, 1)")
+    _check(cfg.data.dev_fraction + cfg.data.test_fraction < 1, "data.dev_fraction + data.test_fraction",
+           cfg.data.dev_fraction + cfg.data.test_fraction, "a sum below 1, so that train keeps sentences")
     _check(cfg.words.chars in ("none", "cnn", "lstm"), "words.chars", cfg.words.chars, "none, cnn or lstm")
-    _check(0 <= cfg.words.word_dropout < 1, "words.word_dropout", cfg.words.word_dropout, "a float in [0, 1)")
     _check(cfg.words.pretrained_format in ("auto", "glove", "word2vec"), "words.pretrained_format",
            cfg.words.pretrained_format, "auto, glove or word2vec")
-    _check(cfg.words.dim >= 1, "words.dim", cfg.words.dim, "an integer >= 1")
-    _check(0 <= cfg.words.dropout < 1, "words.dropout", cfg.words.dropout, "a float in [0, 1)")
-    _check(cfg.trainer.epochs >= 1, "trainer.epochs", cfg.trainer.epochs, "an integer >= 1")
-    _check(cfg.trainer.batch_size >= 1, "trainer.batch_size", cfg.trainer.batch_size, "an integer >= 1")
-    _check(cfg.trainer.patience >= 1, "trainer.patience", cfg.trainer.patience, "an integer >= 1")
     _check(cfg.optimizer.name in ("adam", "sgd", "rmsprop"), "optimizer.name", cfg.optimizer.name, "adam, sgd or rmsprop")
     _check(cfg.optimizer.lr > 0, "optimizer.lr", cfg.optimizer.lr, "a float > 0")
+    _check(cfg.optimizer.clipnorm is None or cfg.optimizer.clipnorm > 0, "optimizer.clipnorm", cfg.optimizer.clipnorm, "null or a float > 0")
+    _check(0 <= cfg.optimizer.momentum < 1, "optimizer.momentum", cfg.optimizer.momentum, "a float in [0, 1)")
     if cfg.get("tuner") is not None:
         t = cfg.tuner
         _check(t.name in ("random", "bayesian", "hyperband", "grid"), "tuner.name", t.name, "random, bayesian, hyperband or grid")
-        _check(t.max_trials >= 1, "tuner.max_trials", t.max_trials, "an integer >= 1")
-        _check(t.executions_per_trial >= 1, "tuner.executions_per_trial", t.executions_per_trial, "an integer >= 1")
-        _check(t.epochs >= 1, "tuner.epochs", t.epochs, "an integer >= 1")
-        _check(t.patience >= 1, "tuner.patience", t.patience, "an integer >= 1")
+        _check(t.factor >= 2, "tuner.factor", t.factor, "an integer >= 2 (Hyperband's reduction factor)")
         from seqlab.search_space import parse_space
 
         parse_space(cfg, grid=t.name == "grid")
@@ -219,6 +237,60 @@ def check_config(cfg: DictConfig) -> None:
             _check(bool(cfg.data[split]), f"data.{split}", cfg.data[split], "a path to a column file (data=conll needs data.train and data.test)")
     if cfg.data.source == "hf" and not cfg.data.from_disk and cfg.data.name == "hf":
         raise ConfigError("data=hf needs data.name=<hub dataset id> or data.from_disk=PATH")
+
+
+ENCODER_SCHEMAS = {"bilstm": RNNEncoderConfig, "bigru": RNNEncoderConfig, "cnn": CNNEncoderConfig, "idcnn": IDCNNEncoderConfig}
+FREE_FORM = ("tuner.space",)  # mappings whose keys are the user's (search dimensions)
+
+
+def schema_keys(cfg: DictConfig) -> set[str]:
+    """Every dotted key the schema defines for this config (the chosen encoder's and tuner's included)."""
+    tree = OmegaConf.to_container(OmegaConf.structured(Config), resolve=False)
+    encoder = cfg.get("encoder")
+    name = encoder.get("name") if isinstance(encoder, DictConfig) else None
+    if name in ENCODER_SCHEMAS:
+        tree["encoder"] = OmegaConf.to_container(OmegaConf.structured(ENCODER_SCHEMAS[name]))
+    if cfg.get("tuner") is not None:
+        tree["tuner"] = OmegaConf.to_container(OmegaConf.structured(TunerConfig))
+    return set(flatten(tree)) | {k for k in _mapping_keys(tree)}
+
+
+def _mapping_keys(tree: dict, prefix: str = "") -> list[str]:
+    out = []
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.append(f"{prefix}{key}")
+            out += _mapping_keys(value, f"{prefix}{key}.")
+    return out
+
+
+def check_known_keys(cfg: DictConfig) -> None:
+    """Refuse keys the schema does not define (a `+key=value` typo), suggesting the closest real key.
+
+    `+group=option` for a documented group (encoder, tuner, experiment) is not a key and stays allowed.
+    """
+    import difflib
+
+    known = schema_keys(cfg)
+    for key in _leaf_keys(OmegaConf.to_container(cfg, resolve=False)):
+        if key in known or any(key == f or key.startswith(f + ".") for f in FREE_FORM):
+            continue
+        if cfg.get("encoder") is None and key.startswith("encoder."):
+            continue  # reported as "no encoder chosen"
+        close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else "; see the keys with --cfg job"
+        raise ConfigError(f"config key {key} does not exist (a '+' override cannot add new keys){hint}")
+
+
+def _leaf_keys(tree: Any, prefix: str = "") -> list[str]:
+    if not isinstance(tree, dict):
+        return [prefix[:-1]]
+    if not tree and prefix:
+        return [prefix[:-1]]
+    out = []
+    for key, value in tree.items():
+        out += _leaf_keys(value, f"{prefix}{key}.")
+    return out
 
 
 def flatten(cfg: DictConfig | dict, prefix: str = "") -> dict[str, Any]:

@@ -13,8 +13,13 @@ def entity_scores(gold: list[list[str]], pred: list[list[str]]) -> dict:
     """Micro entity precision/recall/F1 (default mode), strict-mode F1, per-type F1 and the report.
 
     Strict mode needs the scheme spelled out: without `scheme=IOB2` seqeval
-    silently falls back to its default mode.
+    silently falls back to its default mode. With no entity in gold nor in the
+    predictions (an all-`O` split) every score is 0 and the report says so;
+    seqeval's own report would crash there.
     """
+    if not has_entities(gold) and not has_entities(pred):
+        return {"entity_f1": 0.0, "entity_precision": 0.0, "entity_recall": 0.0, "entity_f1_strict": 0.0,
+                "per_type_f1": {}, "report": NO_ENTITIES_REPORT}
     per_type = classification_report(gold, pred, output_dict=True, zero_division=0)
     return {
         "entity_f1": f1_score(gold, pred, zero_division=0),
@@ -24,6 +29,14 @@ def entity_scores(gold: list[list[str]], pred: list[list[str]]) -> dict:
         "per_type_f1": {k: v["f1-score"] for k, v in per_type.items() if not k.endswith(" avg")},
         "report": classification_report(gold, pred, digits=4, zero_division=0),
     }
+
+
+NO_ENTITIES_REPORT = "no entities: the gold tags and the predictions are all O, so every entity score is 0\n"
+
+
+def has_entities(sequences: list[list[str]]) -> bool:
+    """True if any tag opens or continues an entity (anything but O)."""
+    return any(tag != "O" for seq in sequences for tag in seq)
 
 
 def tag_bigram_frequencies(sequences: list[list[str]], labels: list[str]) -> np.ndarray:

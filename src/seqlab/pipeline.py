@@ -20,7 +20,7 @@ from seqlab.data.sources import training_sentences, unseen_tags
 from seqlab.data.vectors import embedding_matrix
 from seqlab.data.vocab import Vocabulary
 from seqlab.errors import TrainingError
-from seqlab.evaluation import entity_scores, tag_bigram_frequencies
+from seqlab.evaluation import entity_scores, has_entities, tag_bigram_frequencies
 from seqlab.heatmap import plot_transitions
 from seqlab.inference import TagPredictor
 from seqlab.model import build_tagger
@@ -55,6 +55,10 @@ def reset(seed: int) -> None:
 def prepare_data(cfg: DictConfig) -> Data:
     corpus = load_corpus(cfg.data, cfg.seed)
     log.info("data %s: %d train / %d dev / %d test sentences", corpus.name, len(corpus.train), len(corpus.dev), len(corpus.test))
+    for split in ("dev", "test"):
+        if not has_entities([s.tags for s in getattr(corpus, split)]):
+            log.warning("the %s split has no entities: its entity F1 is 0%s", split,
+                        ", so early stopping keeps the first epoch" if split == "dev" else "")
     missing = unseen_tags(corpus)
     if missing:
         log.warning("tags in dev/test but not in train (their entities will count as missed): %s", ", ".join(missing))

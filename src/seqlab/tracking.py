@@ -16,14 +16,23 @@ from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 
 from seqlab.config import flatten
+from seqlab.store import creation_lock
 
 log = logging.getLogger(__name__)
 logging.getLogger("alembic").setLevel(logging.WARNING)  # MLflow's schema migrations are not news
 
 
 def use_experiment(uri: str, experiment: str, artifact_location: str | None = None) -> str:
-    """Point MLflow at `uri` and make `experiment` active (creating it if needed); returns its id."""
+    """Point MLflow at `uri` and make `experiment` active (creating it if needed); returns its id.
+
+    A new SQLite store is created under a lock, so processes that start together all get it.
+    """
     mlflow.set_tracking_uri(uri)
+    with creation_lock(uri):
+        return _use_experiment(experiment, artifact_location)
+
+
+def _use_experiment(experiment: str, artifact_location: str | None) -> str:
     found = mlflow.get_experiment_by_name(experiment)
     if found is None:
         try:

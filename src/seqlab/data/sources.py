@@ -12,7 +12,7 @@ from seqlab.data.corpus import Corpus, Sentence
 from seqlab.data.embedded import read_embedded_wnut16
 from seqlab.data.huggingface import load_hf_splits
 from seqlab.data.schemes import iob2_to_bioes
-from seqlab.errors import ConfigError
+from seqlab.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +45,39 @@ def load_corpus(data: Any, seed: int) -> Corpus:
     else:
         raise ConfigError(f"data.source={data.source!r} is not one of: embedded, conll, hf")
     if dev is None:
+        available = len(train)
         train, dev, _ = split_three(train, data.dev_fraction, 0.0, seed)
+        if not dev or not train:
+            need = smallest_split_source(data.dev_fraction, 0.0)
+            raise DataError(
+                f"{sources['train']}: {available} training sentence(s) leave {'no dev' if not dev else 'no train'} "
+                f"sentences at data.dev_fraction={data.dev_fraction}: give a dev file (data.dev=FILE)"
+                + (f" or at least {need} training sentences" if need else " or set data.dev_fraction in (0, 1)"))
         log.info("no dev split given: took %d dev sentences from train (seed %d)", len(dev), seed)
     if data.limit:
         train, dev, test = train[: data.limit], dev[: data.limit], test[: data.limit]
+    for split, sentences in (("train", train), ("dev", dev), ("test", test)):
+        if not sentences:
+            raise DataError(_empty_split_message(split, sources.get(split, data.name), data))
     return Corpus(data.name, train, dev, test, sources)
+
+
+def smallest_split_source(dev_fraction: float, test_fraction: float) -> int | None:
+    """The fewest sentences that `split_three` cuts into non-empty train, dev (and test, if asked) splits."""
+    if dev_fraction <= 0 or test_fraction < 0:
+        return None
+    for n in range(1, 100_000):
+        n_test, n_dev = int(round(test_fraction * n)), int(round(dev_fraction * n))
+        if n_dev >= 1 and (test_fraction == 0 or n_test >= 1) and n - n_dev - n_test >= 1:
+            return n
+    return None
+
+
+def _empty_split_message(split: str, source: str, data: Any) -> str:
+    if data.source == "embedded":
+        return (f"{source}: the {split} split is empty at data.dev_fraction={data.dev_fraction}, "
+                f"data.test_fraction={data.test_fraction}; each fraction must leave at least one sentence")
+    return f"{source}: the {split} split has no sentences; a tagger needs at least one sentence in train, dev and test"
 
 
 def training_sentences(train: list[Sentence], train_scheme: str, max_len: int | None) -> list[Sentence]:
