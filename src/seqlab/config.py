@@ -269,17 +269,34 @@ def check_known_keys(cfg: DictConfig) -> None:
 
     `+group=option` for a documented group (encoder, tuner, experiment) is not a key and stays allowed.
     """
-    import difflib
-
     known = schema_keys(cfg)
     for key in _leaf_keys(OmegaConf.to_container(cfg, resolve=False)):
         if key in known or any(key == f or key.startswith(f + ".") for f in FREE_FORM):
             continue
         if cfg.get("encoder") is None and key.startswith("encoder."):
             continue  # reported as "no encoder chosen"
-        close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
-        hint = f"; did you mean {close[0]}?" if close else "; see the keys with --cfg job"
+        close = closest_key(key, known)
+        hint = f"; did you mean {close}?" if close else "; see the keys with --cfg job"
         raise ConfigError(f"config key {key} does not exist (a '+' override cannot add new keys){hint}")
+
+
+SYNONYMS = {"learning_rate": "lr", "epoch": "epochs", "batch": "batch_size", "hidden": "units", "hidden_size": "units",
+            "num_layers": "layers", "n_layers": "layers", "kernel": "kernel_size", "filter": "filters"}
+
+
+def closest_key(key: str, known: set[str]) -> str | None:
+    """The existing key a misspelt `key` most likely means: same group first, then anywhere."""
+    import difflib
+
+    parent, _, leaf = key.rpartition(".")
+    siblings = {k.rpartition(".")[2]: k for k in known if k.rpartition(".")[0] == parent}
+    if SYNONYMS.get(leaf) in siblings:
+        return siblings[SYNONYMS[leaf]]
+    close = difflib.get_close_matches(leaf, sorted(siblings), n=1, cutoff=0.6)
+    if close:
+        return siblings[close[0]]
+    close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+    return close[0] if close else None
 
 
 def _leaf_keys(tree: Any, prefix: str = "") -> list[str]:

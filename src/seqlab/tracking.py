@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 import tempfile
 
 import mlflow
@@ -64,14 +65,37 @@ def ending(run):
         mlflow.end_run(status="FINISHED")
 
 
+def process_tags() -> dict[str, str]:
+    """Which process writes the run: `python -m experiments.cleanup` marks runs of dead processes KILLED."""
+    return {"seqlab.host": socket.gethostname(), "seqlab.pid": str(os.getpid())}
+
+
 @contextlib.contextmanager
 def training_run(cfg: DictConfig, tags: dict[str, str], run_name: str | None = None):
     """An MLflow run that ends FINISHED, FAILED (exception) or KILLED (Ctrl-C), never left open."""
     while mlflow.active_run() is not None:  # never nest into a run left over by a previous job
         mlflow.end_run()
     experiment_id = use_experiment(cfg.tracking.uri, cfg.tracking.experiment, cfg.tracking.artifact_location)
-    with ending(mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags)) as run:
+    with ending(mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags={**tags, **process_tags()})) as run:
         yield run
+
+
+def end_orphaned_children(parent_run_id: str) -> int:
+    """Mark the nested runs of `parent_run_id` still RUNNING as KILLED; returns how many.
+
+    Used when a search resumes: its previous process is gone (kill -9, power loss),
+    so any of its trial runs still RUNNING will never end by themselves.
+    """
+    client = mlflow.tracking.MlflowClient()
+    parent = client.get_run(parent_run_id)
+    orphans = client.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}' and attributes.status = 'RUNNING'",
+    )
+    for run in orphans:
+        client.set_tag(run.info.run_id, "killed_by", "tuner.resume: its search process had ended")
+        client.set_terminated(run.info.run_id, status="KILLED")
+    return len(orphans)
 
 
 def log_config(cfg: DictConfig) -> None:

@@ -75,7 +75,8 @@ class MLflowTrials:
         run = mlflow.start_run(
             run_name=f"trial {trial.trial_id}", parent_run_id=self.parent_run_id, nested=True,
             experiment_id=self.experiment_id,
-            tags={"trial_id": trial.trial_id, "tuner_id": str(self.tuner_id), "seqlab.search": self.project_name},
+            tags={"trial_id": trial.trial_id, "tuner_id": str(self.tuner_id), "seqlab.search": self.project_name,
+                  **tracking.process_tags()},
         )
         log.info("trial %s: %s", trial.trial_id, ", ".join(f"{k}={v}" for k, v in hp.values.items()))
         try:
@@ -141,8 +142,12 @@ def search(cfg: DictConfig, directory: str) -> dict:
         return {}
 
     tags = {"tuner": cfg.tuner.name, "encoder": cfg.encoder.name, "head": cfg.head.name, "data": data.corpus.name,
-            "seqlab.search": cfg.tuner.project}
+            "seqlab.search": cfg.tuner.project, **tracking.process_tags()}
     resume_id = parent_file.read_text().strip() if cfg.tuner.resume and parent_file.exists() else None
+    if resume_id:
+        killed = tracking.end_orphaned_children(resume_id)
+        if killed:
+            log.info("resume: marked %d trial run(s) left RUNNING by a killed search as KILLED", killed)
     parent = mlflow.start_run(run_id=resume_id, experiment_id=None if resume_id else experiment_id,
                               run_name=None if resume_id else f"search {cfg.tuner.name} {cfg.encoder.name}", tags=tags)
     with tracking.ending(parent):
