@@ -36,7 +36,7 @@ def measure(encoder: str, epochs: int) -> tuple[float, float, int]:
     cfg = compose([f"+encoder={encoder}"])
     keras.backend.clear_session()
     keras.utils.set_random_seed(0)
-    corpus = load_corpus(cfg.data, cfg.seed)
+    corpus = load_corpus(cfg.data)
     vocab = Vocabulary.build(corpus.train)
     model = build_tagger(model_spec(cfg, vocab))
     model.compile(optimizer="adam")

@@ -66,11 +66,11 @@ def test_invalid_transition_rate_counts_forbidden_bigrams_with_start_and_end():
 
     labels = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
     assert invalid_transition_rate([["B-PER", "I-PER", "O"], ["O"]], labels, "iob2") == 0.0
-    # I-PER at the start, O -> I-LOC, B-PER -> I-LOC: 3 forbidden of 4 + 1 + 3 = 8 transitions (start and end included)
+    # start -> I-PER, O -> I-LOC, B-PER -> I-LOC: 3 forbidden of 4 + 2 + 3 transitions (start and end included)
     rate = invalid_transition_rate([["I-PER", "O", "I-LOC"], ["B-PER"], ["B-PER", "I-LOC"]], labels, "iob2")
-    assert rate == pytest.approx(3 / 10)
+    assert rate == pytest.approx(3 / 9)
     bioes = ["O", "B-X", "I-X", "E-X", "S-X"]
-    assert invalid_transition_rate([["B-X", "O"]], bioes, "bioes") == pytest.approx(2 / 3)  # B->O, and no end after B
+    assert invalid_transition_rate([["B-X", "O"], ["B-X"]], bioes, "bioes") == pytest.approx(2 / 5)  # B -> O, B -> end
 
 
 # ---------------------------------------------------------------- a sweep is one unit, with a leaderboard

@@ -81,7 +81,7 @@ def test_pyfunc_matches_in_process_decoding(tiny_cfg):
 
     cfg = tiny_cfg("+encoder=cnn", "head=crf")
     result = train(cfg)
-    corpus = load_corpus(cfg.data, cfg.seed)
+    corpus = load_corpus(cfg.data)
     tokens = [list(s.tokens) for s in corpus.test[:40]]
     reloaded = mlflow.pyfunc.load_model(f"runs:/{result['run_id']}/model")
     first, second = reloaded.predict(tokens), reloaded.predict(list(reversed(tokens)))

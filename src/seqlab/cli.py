@@ -58,6 +58,9 @@ def run_job(cfg: DictConfig) -> float:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
+        from seqlab.leaderboard import end_sweep_parent
+
+        end_sweep_parent("KILLED")
         print(f"interrupted ({interrupts.signal_name()}): finished runs and trials are kept in MLflow; "
               "a search continues with tuner.resume=true", file=sys.stderr)
         sys.exit(interrupts.exit_status())

@@ -26,6 +26,7 @@ class DataConfig:
     name: str = "wnut16"  # the corpus' name (the `data` tag); for source=hf, the hub dataset id
     source: str = "embedded"  # embedded | conll | hf
     root: Optional[str] = None  # where the ready-made corpus configs look for their files
+    split_seed: int = 42  # fixes the train/dev/test split of data without split files; `seed` never moves it
     dev_fraction: float = 0.1  # used when a source has no dev (or no test) split of its own
     test_fraction: float = 0.1
     limit: Optional[int] = None  # keep only the first N sentences of each split (smoke runs)
@@ -128,6 +129,14 @@ class TrackingConfig:
     experiment: str = "seqlab"
     artifact_location: Optional[str] = None  # None: MLflow's default, ./mlruns
     log_model: bool = True
+    tags: Dict[str, str] = field(default_factory=dict)  # extra tags on every run: +tracking.tags.team=nlp
+
+
+@dataclass
+class CompareConfig:
+    by: List[str] = field(default_factory=list)  # at the end of a multirun, a leaderboard grouped by these keys
+    metric: Optional[str] = None  # None: the task's test metric (test_entity_f1)
+    resamples: int = 10000  # shuffles of the paired approximate-randomisation test
 
 
 @dataclass
@@ -154,6 +163,7 @@ class Config:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    compare: CompareConfig = field(default_factory=CompareConfig)
     seed: int = 42
 
 
@@ -179,7 +189,7 @@ AT_LEAST_ONE = (
     "words.dim", "words.min_freq", "words.char_dim", "words.char_filters", "words.char_kernel", "words.char_units",
     "words.max_word_len", "words.casing_dim",
     "trainer.epochs", "trainer.batch_size", "trainer.patience", "trainer.eval_batch_size",
-    "tuner.max_trials", "tuner.executions_per_trial", "tuner.epochs", "tuner.patience",
+    "tuner.max_trials", "tuner.executions_per_trial", "tuner.epochs", "tuner.patience", "compare.resamples",
 )
 # Probabilities of dropping something: each must lie in [0, 1).
 DROPOUTS = ("encoder.dropout", "encoder.recurrent_dropout", "words.dropout", "words.word_dropout")
@@ -207,7 +217,12 @@ def check_config(cfg: DictConfig) -> None:
             _check(0 <= value < 1, key, value, "a float in [0, 1)")
     if "dilations" in enc:
         _check(len(enc.dilations) >= 1 and min(enc.dilations) >= 1, "encoder.dilations", list(enc.dilations), "a non-empty list of integers >= 1")
-    _check(0 <= cfg.seed < SEED_LIMIT, "seed", cfg.seed, f"an integer in [0, 2**32)")
+    _check(0 <= cfg.seed < SEED_LIMIT, "seed", cfg.seed, "an integer in [0, 2**32)")
+    _check(0 <= cfg.data.split_seed < SEED_LIMIT, "data.split_seed", cfg.data.split_seed, "an integer in [0, 2**32)")
+    known = schema_keys(cfg)
+    for key in cfg.compare.by:
+        _check(key in COMPARE_TAGS or key in known or key.startswith(("tags.", "params.")), "compare.by", list(cfg.compare.by),
+               f"tags ({', '.join(COMPARE_TAGS)}) or config keys such as words.chars")
     _check(cfg.head.name in HEADS, "head.name", cfg.head.name, f"one of {', '.join(HEADS)}")
     _check(cfg.data.source in ("embedded", "conll", "hf"), "data.source", cfg.data.source, "embedded, conll or hf")
     _check(cfg.data.scheme in ("iob1", "iob2", "bioes", "auto"), "data.scheme", cfg.data.scheme, "iob1, iob2, bioes or auto")
@@ -240,7 +255,8 @@ def check_config(cfg: DictConfig) -> None:
 
 
 ENCODER_SCHEMAS = {"bilstm": RNNEncoderConfig, "bigru": RNNEncoderConfig, "cnn": CNNEncoderConfig, "idcnn": IDCNNEncoderConfig}
-FREE_FORM = ("tuner.space",)  # mappings whose keys are the user's (search dimensions)
+FREE_FORM = ("tuner.space", "tracking.tags")
+COMPARE_TAGS = ("encoder", "head", "data", "tuner")  # mappings whose keys are the user's (search dimensions)
 
 
 def schema_keys(cfg: DictConfig) -> set[str]:

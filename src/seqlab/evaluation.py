@@ -39,6 +39,26 @@ def has_entities(sequences: list[list[str]]) -> bool:
     return any(tag != "O" for seq in sequences for tag in seq)
 
 
+def invalid_transition_rate(sequences: list[list[str]], labels: list[str], scheme: str) -> float:
+    """Share of predicted transitions that `scheme` forbids, counting start -> first and last -> end.
+
+    A sentence of length L has L + 1 transitions. Tags outside `labels` are ignored.
+    """
+    from seqlab.constraints import allowed_transitions
+
+    trans, start, end = allowed_transitions(list(labels), scheme)
+    index = {t: i for i, t in enumerate(labels)}
+    bad = total = 0
+    for seq in sequences:
+        ids = [index[t] for t in seq if t in index]
+        if not ids:
+            continue
+        total += len(ids) + 1
+        bad += int(not start[ids[0]]) + int(not end[ids[-1]])
+        bad += sum(int(not trans[a, b]) for a, b in zip(ids, ids[1:]))
+    return bad / total if total else 0.0
+
+
 def tag_bigram_frequencies(sequences: list[list[str]], labels: list[str]) -> np.ndarray:
     """Row-normalised counts of adjacent tag pairs: [K, K] (from, to); rows sum to 1 or 0."""
     index = {t: i for i, t in enumerate(labels)}

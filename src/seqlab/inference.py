@@ -33,9 +33,14 @@ class TagPredictor:
                 out[i] = ids[row, : len(sentences[i])]
         return out
 
-    def predict(self, sentences: list[list[str]]) -> list[list[str]]:
+    def predict_labels(self, sentences: list[list[str]]) -> list[list[str]]:
+        """Tag names per sentence in the training scheme (IOB2 or BIOES), as the model decoded them."""
         labels = self.vocab.labels
-        return [to_iob2([labels[j] for j in ids], self.train_scheme) for ids in self.predict_ids(sentences)]
+        return [[labels[j] for j in ids] for ids in self.predict_ids(sentences)]
+
+    def predict(self, sentences: list[list[str]]) -> list[list[str]]:
+        """IOB2 tag lists, one per sentence."""
+        return [to_iob2(tags, self.train_scheme) for tags in self.predict_labels(sentences)]
 
 
 def compiled_decoder(model):

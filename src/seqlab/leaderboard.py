@@ -250,14 +250,18 @@ def _find_sweep(client, sweep: str, experiments: list[str] | None):
     return found[0]
 
 
-def job_table(runs: list, metric_dev: str = "best_val_entity_f1", metric_test: str = DEFAULT_METRIC) -> str:
-    """Markdown table of a sweep's jobs: overrides, dev and test metric, status, minutes."""
+def job_table(runs: list, swept: tuple[str, ...] = (), metric_dev: str = "best_val_entity_f1",
+              metric_test: str = DEFAULT_METRIC) -> str:
+    """Markdown table of a sweep's jobs: the overrides that vary, dev and test metric, status, seconds."""
     lines = [f"| # | run | overrides | {metric_dev} | {metric_test} | status | seconds |", "|---|---|---|---|---|---|---|"]
     for i, r in enumerate(sorted(runs, key=lambda r: r.info.start_time)):
+        overrides = r.data.tags.get("hydra.overrides", "").split()
+        if swept:
+            overrides = [o for o in overrides if o.split("=", 1)[0] in swept]
         m = r.data.metrics
         seconds = ((r.info.end_time or r.info.start_time) - r.info.start_time) / 1000
         fmt = lambda k: f"{m[k]:.4f}" if k in m else "-"  # noqa: E731
-        lines.append(f"| {i} | {r.info.run_name} | {r.data.tags.get('hydra.overrides', '')} | {fmt(metric_dev)} | "
+        lines.append(f"| {i} | {r.info.run_name} | {' '.join(overrides)} | {fmt(metric_dev)} | "
                      f"{fmt(metric_test)} | {r.info.status} | {seconds:.0f} |")
     return "\n".join(lines) + "\n"
 
@@ -269,8 +273,10 @@ def finish_sweep(config, parent_id: str) -> None:
     client = MlflowClient(config.tracking.uri)
     parent = client.get_run(parent_id)
     runs = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'", max_results=50000)
-    table = job_table(runs)
-    print(f"\nsweep {parent.info.run_name}: {len(runs)} job(s)\n{table}", flush=True)
+    from seqlab.sweep import swept_keys
+
+    table = job_table(runs, swept_keys(list(config.hydra.overrides.task)))
+    print(f"\n{parent.info.run_name}: {len(runs)} job(s)\n{table}", flush=True)
     client.log_text(parent_id, table, "sweep_summary.md")
     statuses = [r.info.status for r in runs]
     client.log_metric(parent_id, "jobs_finished", statuses.count("FINISHED"))

@@ -13,14 +13,15 @@ import keras
 import mlflow
 from omegaconf import DictConfig, OmegaConf
 
-from seqlab import tracking
+from seqlab import sweep, tracking
 from seqlab.data import Corpus, Sentence, load_corpus
 from seqlab.data.corpus import content_digest, split_stats
+from seqlab.data.schemes import to_iob2
 from seqlab.data.sources import training_sentences, unseen_tags
 from seqlab.data.vectors import embedding_matrix
 from seqlab.data.vocab import Vocabulary
 from seqlab.errors import TrainingError
-from seqlab.evaluation import entity_scores, has_entities, tag_bigram_frequencies
+from seqlab.evaluation import entity_scores, has_entities, invalid_transition_rate, tag_bigram_frequencies
 from seqlab.heatmap import plot_transitions
 from seqlab.inference import TagPredictor
 from seqlab.model import build_tagger
@@ -53,7 +54,7 @@ def reset(seed: int) -> None:
 
 
 def prepare_data(cfg: DictConfig) -> Data:
-    corpus = load_corpus(cfg.data, cfg.seed)
+    corpus = load_corpus(cfg.data)
     log.info("data %s: %d train / %d dev / %d test sentences", corpus.name, len(corpus.train), len(corpus.dev), len(corpus.test))
     for split in ("dev", "test"):
         if not has_entities([s.tags for s in getattr(corpus, split)]):
@@ -115,15 +116,21 @@ def fit_model(cfg: DictConfig, data: Data, built: Built, epochs: int, patience: 
 
 
 def evaluate_and_log(cfg: DictConfig, data: Data, built: Built) -> dict:
-    """Test scores, heatmap, summary and the model, logged to the active MLflow run."""
+    """Test scores, predictions, heatmap, summary and the model, logged to the active MLflow run."""
     test_tokens = [list(s.tokens) for s in data.corpus.test]
+    test_gold = [list(s.tags) for s in data.corpus.test]
+    predictor = predictor_for(cfg, built)
     started = time.perf_counter()
-    test_pred = predictor_for(cfg, built).predict(test_tokens)
+    raw = predictor.predict_labels(test_tokens)  # in the training scheme
     predict_seconds = time.perf_counter() - started
-    scores = entity_scores([list(s.tags) for s in data.corpus.test], test_pred)
+    test_pred = [to_iob2(tags, cfg.data.train_scheme) for tags in raw]
+    scores = entity_scores(test_gold, test_pred)
     log.info("test entity F1 %.4f (precision %.4f, recall %.4f)", scores["entity_f1"], scores["entity_precision"], scores["entity_recall"])
     tracking.log_test_scores(scores)
-    mlflow.log_metric("predict_sentences_per_sec", len(test_tokens) / max(predict_seconds, 1e-9))
+    invalid = invalid_transition_rate(raw, built.vocab.labels, cfg.data.train_scheme)
+    mlflow.log_metrics({"predict_sentences_per_sec": len(test_tokens) / max(predict_seconds, 1e-9),
+                        "test_invalid_transition_rate": invalid})
+    tracking.log_predictions(test_tokens, test_gold, test_pred)
     tracking.log_figure(lambda path: _draw_transitions(built, test_pred, path), "transition_matrix.png")
     mlflow.log_text(_summary(built.model), "model_summary.txt")
     if cfg.tracking.log_model:
@@ -157,9 +164,14 @@ def train(cfg: DictConfig) -> dict:
     log.info("model: %s encoder, %s head, %d parameters, %d tags", cfg.encoder.name, cfg.head.name,
              built.model.count_params(), len(built.vocab.labels))
 
-    tags = {"encoder": cfg.encoder.name, "head": cfg.head.name, "data": data.corpus.name}
-    run_name = f"{cfg.encoder.name}-{cfg.head.name}-{data.corpus.name}"
-    with tracking.training_run(cfg, tags, run_name=run_name) as run:
+    in_sweep = sweep.current()
+    tags = {"encoder": cfg.encoder.name, "head": cfg.head.name, "data": data.corpus.name,
+            "test_digest": content_digest(data.corpus.test), **sweep.job_details()}
+    if in_sweep is not None:
+        tags["sweep"] = in_sweep.name
+    run_name = sweep.run_name(cfg, data.corpus.name, in_sweep)
+    parent = in_sweep.parent_run_id if in_sweep is not None else None
+    with tracking.training_run(cfg, tags, run_name=run_name, parent_run_id=parent) as run:
         log.info("MLflow run %s in %s", run.info.run_id, cfg.tracking.uri)
         tracking.log_config(cfg)
         log_data(data, built)

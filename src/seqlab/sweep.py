@@ -107,7 +107,8 @@ class SweepCallback(Callback):
 
         overrides = list(config.hydra.overrides.task)
         sweep_dir = Path(config.hydra.sweep.dir)
-        name = f"sweep {sweep_dir.name or sweep_dir}: " + " ".join(overrides)
+        swept = swept_keys(overrides)
+        name = "sweep " + " ".join(o for o in overrides if o.split("=", 1)[0] in swept)
         experiment_id = tracking.use_experiment(config.tracking.uri, config.tracking.experiment,
                                                 config.tracking.artifact_location)
         tags = {"sweep": str(sweep_dir), "seqlab.sweep": "parent", "hydra.overrides": " ".join(overrides)[:5000],
@@ -115,7 +116,7 @@ class SweepCallback(Callback):
         run = MlflowClient(config.tracking.uri).create_run(experiment_id, run_name=name[:250], tags=tags)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         (sweep_dir / SWEEP_FILE).write_text(json.dumps(
-            {"run_id": run.info.run_id, "name": str(sweep_dir), "swept": list(swept_keys(overrides)),
+            {"run_id": run.info.run_id, "name": str(sweep_dir), "swept": list(swept),
              "uri": config.tracking.uri, "started": time.time()}))
         log.info("sweep parent MLflow run %s (%s)", run.info.run_id, name)
 

@@ -7,6 +7,7 @@ Defaults are MLflow's own: `sqlite:///mlflow.db` with artifacts under
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import socket
@@ -71,12 +72,17 @@ def process_tags() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def training_run(cfg: DictConfig, tags: dict[str, str], run_name: str | None = None):
-    """An MLflow run that ends FINISHED, FAILED (exception) or KILLED (Ctrl-C), never left open."""
+def training_run(cfg: DictConfig, tags: dict[str, str], run_name: str | None = None, parent_run_id: str | None = None):
+    """An MLflow run that ends FINISHED, FAILED (exception) or KILLED (Ctrl-C), never left open.
+
+    `tracking.tags` from the config are added to `tags`; `parent_run_id` nests it (a sweep's job).
+    """
     while mlflow.active_run() is not None:  # never nest into a run left over by a previous job
         mlflow.end_run()
     experiment_id = use_experiment(cfg.tracking.uri, cfg.tracking.experiment, cfg.tracking.artifact_location)
-    with ending(mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags={**tags, **process_tags()})) as run:
+    tags = {**tags, **dict(cfg.tracking.get("tags") or {}), **process_tags()}
+    run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags, parent_run_id=parent_run_id)
+    with ending(run) as run:
         yield run
 
 
@@ -124,6 +130,13 @@ def log_test_scores(scores: dict, prefix: str = "test") -> None:
     metrics.update({f"{prefix}_f1_{kind}": float(v) for kind, v in scores["per_type_f1"].items()})
     mlflow.log_metrics(metrics)
     mlflow.log_text(scores["report"], "classification_report.txt")
+
+
+def log_predictions(tokens: list[list[str]], gold: list[list[str]], pred: list[list[str]],
+                    name: str = "test_predictions.jsonl") -> None:
+    """One JSON line per sentence, {"tokens", "gold", "pred"}: paired comparisons of runs read it back."""
+    lines = (json.dumps({"tokens": t, "gold": g, "pred": p}, ensure_ascii=False) for t, g, p in zip(tokens, gold, pred))
+    mlflow.log_text("\n".join(lines) + "\n", name)
 
 
 def log_figure(draw, filename: str) -> None:

