@@ -125,10 +125,11 @@ def test_multirun_is_one_parent_with_a_leaderboard_that_compare_reproduces(tmp_p
     assert again.returncode == 0, again.stderr[-2000:]
     assert (tmp_path / "again" / "leaderboard.md").read_text() == text
     assert (tmp_path / "again" / "leaderboard.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    by_sweep_tag = subprocess.run([sys.executable, "-m", "experiments.compare", "--uri", f"sqlite:///{tmp_path}/mlflow.db",
-                                   "--sweep", f"{tmp_path}/multirun", "--by", "head", "--resamples", "500", "--no-log"],
-                                  cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert by_sweep_tag.returncode == 0 and text.splitlines()[2] in by_sweep_tag.stdout
+    from seqlab.compare_cli import main
+
+    assert main(["--uri", f"sqlite:///{tmp_path}/mlflow.db", "--sweep", f"{tmp_path}/multirun", "--by", "head",
+                 "--resamples", "500", "--no-log", "--out", str(tmp_path / "by_tag")]) == 0  # found by its sweep tag
+    assert (tmp_path / "by_tag" / "leaderboard.md").read_text() == text
 
 
 def _fake_runs(uri, groups: dict[str, list[float]], digests=None):

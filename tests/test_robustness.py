@@ -249,8 +249,8 @@ def start_long_run(tmp_path):
     raise AssertionError(f"the run never started: {proc.communicate()[1][-2000:]}")
 
 
-@pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_sigterm_and_ctrl_c_end_the_run_killed(tmp_path, signum, status):
+@pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143)])  # SIGINT (130): test_tuning's resume test
+def test_sigterm_ends_the_run_killed_like_ctrl_c(tmp_path, signum, status):
     proc, run = start_long_run(tmp_path)
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)

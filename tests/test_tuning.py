@@ -71,18 +71,27 @@ def test_random_search_records_parent_and_trials(tmp_path):
     client = MlflowClient(cfg.tracking.uri)
     parent = client.get_run(result["run_id"])
     assert parent.info.status == "FINISHED"
-    assert {k: parent.data.tags[k] for k in ("tuner", "encoder", "head", "data")} == {
-        "tuner": "random", "encoder": "bilstm", "head": "crf", "data": "wnut16"}
     trials = trial_runs(client, parent.info.run_id)
     assert len(trials) == 3 and all(t.info.status == "FINISHED" for t in trials)
     for t in trials:
-        assert {"encoder.units", "optimizer.lr", "head"} <= set(t.data.params)
+        assert {"encoder.units", "optimizer.lr", "head", "trainer.batch_size", "words.dim"} <= set(t.data.params)
+        assert t.data.tags["encoder"] == "bilstm" and t.data.tags["data"] == "wnut16"
+        assert t.data.tags["head"] == t.data.params["head"] == t.data.params["head.name"]
+        assert "best_val_entity_f1" in t.data.metrics
         history = client.get_metric_history(t.info.run_id, "val_entity_f1")
         assert [m.step for m in history][:1] == [1] and len(history) >= 1
-    assert "test_entity_f1" in parent.data.metrics and "best_val_entity_f1" in parent.data.metrics
+    # The parent tells the truth about the model it holds: the best trial's config, the base config under base.*.
+    best = next(t for t in trials if t.data.tags["trial_id"] == parent.data.tags["best_trial_id"])
+    assert parent.data.tags["head"] == best.data.tags["head"] == parent.data.params["head.name"]
+    assert parent.data.params["encoder.units"] == best.data.params["encoder.units"]
+    assert parent.data.params["optimizer.lr"] == best.data.params["optimizer.lr"]
+    assert parent.data.params["base.head.name"] == "crf" and parent.data.params["base.encoder.units"] == "100"
+    assert parent.data.tags["tuner"] == "random" and parent.data.tags["data"] == "wnut16"
+    assert parent.data.metrics["best_val_entity_f1"] == pytest.approx(max(t.data.metrics["best_val_entity_f1"] for t in trials))
+    assert "test_entity_f1" in parent.data.metrics
     assert parent.data.params["best.head"] in ("softmax", "crf")
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
-    assert {"transition_matrix.png", "config.yaml", "classification_report.txt"} <= artifacts
+    assert {"transition_matrix.png", "config.yaml", "base_config.yaml", "classification_report.txt"} <= artifacts
     tags = mlflow.pyfunc.load_model(f"runs:/{parent.info.run_id}/model").predict([["Obama", "in", "Paris"]])
     assert len(tags[0]) == 3
 
@@ -104,12 +113,12 @@ def test_same_seed_gives_same_trial_sequence(tmp_path):
 
     sequences = []
     for name in ("a", "b"):
-        cfg = search_cfg(tmp_path / name, "bayesian", "tuner.max_trials=3", "tuner.epochs=1", "tracking.log_model=false")
+        cfg = search_cfg(tmp_path / name, "bayesian", "tuner.max_trials=2", "tuner.epochs=1", "tracking.log_model=false")
         client = MlflowClient(cfg.tracking.uri)
         parent = search(cfg, str(tmp_path / name / "tuner"))["run_id"]
         runs = sorted(trial_runs(client, parent), key=lambda r: int(r.data.tags["trial_id"]))
         sequences.append([(r.data.params["encoder.units"], r.data.params["optimizer.lr"], r.data.params["head"]) for r in runs])
-    assert sequences[0] == sequences[1] and len(set(sequences[0])) == 3
+    assert sequences[0] == sequences[1] and len(set(sequences[0])) == 2
 
 
 def test_failing_and_nan_trials_are_recorded_failed_and_the_search_goes_on(tmp_path):

@@ -104,11 +104,11 @@ def end_orphaned_children(parent_run_id: str) -> int:
     return len(orphans)
 
 
-def log_config(cfg: DictConfig) -> None:
-    """Params: the flattened resolved config. Artifact: config.yaml."""
-    params = {k: ("null" if v is None else str(v)) for k, v in flatten(cfg).items()}
+def log_config(cfg: DictConfig, prefix: str = "", artifact: str = "config.yaml") -> None:
+    """Params: the flattened resolved config (keys under `prefix`). Artifact: `artifact` (YAML)."""
+    params = {f"{prefix}{k}": ("null" if v is None else str(v)) for k, v in flatten(cfg).items()}
     mlflow.log_params(params)
-    mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+    mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), artifact)
 
 
 def log_split(corpus: str, split: str, source: str, digest: str) -> None:

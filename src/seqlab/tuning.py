@@ -24,7 +24,8 @@ import keras_tuner as kt
 import mlflow
 from omegaconf import DictConfig
 
-from seqlab import interrupts, tracking
+from seqlab import interrupts, sweep, tracking
+from seqlab.config import flatten
 from seqlab.errors import ConfigError
 from seqlab.pipeline import Built, Data, build, evaluate_and_log, fit_model, log_data, prepare_data, reset
 from seqlab.search_space import Dimension, apply_values, parse_space
@@ -60,6 +61,8 @@ class TaggerHyperModel(kt.HyperModel):
         stopper = fit_model(cfg, self.data, built, epochs, cfg.tuner.patience, callbacks, initial_epoch)
         if stopper.nan_loss:
             raise kt.errors.FailedTrialError("the loss became NaN or infinite")
+        if mlflow.active_run() is not None:
+            mlflow.log_metrics({"best_val_entity_f1": max(stopper.best_f1, 0.0), "best_epoch": stopper.best_epoch})
         return {OBJECTIVE: max(stopper.best_f1, 0.0)}
 
 
@@ -72,23 +75,31 @@ class MLflowTrials:
     def run_trial(self, trial, *args, **kwargs):
         interrupts.check()
         hp = trial.hyperparameters
+        trial_cfg = self.hypermodel.trial_config(hp)
         run = mlflow.start_run(
             run_name=f"trial {trial.trial_id}", parent_run_id=self.parent_run_id, nested=True,
             experiment_id=self.experiment_id,
             tags={"trial_id": trial.trial_id, "tuner_id": str(self.tuner_id), "seqlab.search": self.project_name,
-                  **tracking.process_tags()},
+                  "encoder": trial_cfg.encoder.name, "head": trial_cfg.head.name, "data": self.hypermodel.data.corpus.name,
+                  **dict(trial_cfg.tracking.get("tags") or {}), **tracking.process_tags()},
         )
-        log.info("trial %s: %s", trial.trial_id, ", ".join(f"{k}={v}" for k, v in hp.values.items()))
+        self._announce(trial)
+        started = time.perf_counter()
         try:
             with tracking.ending(run):
-                mlflow.log_params({k: v for k, v in hp.values.items()})
-                started = time.perf_counter()
+                params = {k: ("null" if v is None else str(v)) for k, v in flatten(trial_cfg).items()}
+                params.update({k: str(v) for k, v in hp.values.items() if k not in params})  # head, tuner/epochs, ...
+                mlflow.log_params(params)
                 result = super().run_trial(trial, *args, **kwargs)
                 mlflow.log_metrics({"trial_seconds": time.perf_counter() - started, **memory_mb()})
         except Exception as e:
             log.warning("trial %s failed: %s: %s", trial.trial_id, type(e).__name__, e)
             raise
         return result
+
+    def _announce(self, trial) -> None:
+        values = ", ".join(f"{k}={v}" for k, v in trial.hyperparameters.values.items())
+        log.info("trial %s: %s", trial.trial_id, values)
 
 
 def memory_mb() -> dict[str, float]:
@@ -148,11 +159,16 @@ def search(cfg: DictConfig, directory: str) -> dict:
         killed = tracking.end_orphaned_children(resume_id)
         if killed:
             log.info("resume: marked %d trial run(s) left RUNNING by a killed search as KILLED", killed)
+    in_sweep = sweep.current()
+    if in_sweep is not None and not resume_id:
+        tags["sweep"] = in_sweep.name
+    tags.update({**sweep.job_details(), **dict(cfg.tracking.get("tags") or {})})
     parent = mlflow.start_run(run_id=resume_id, experiment_id=None if resume_id else experiment_id,
-                              run_name=None if resume_id else f"search {cfg.tuner.name} {cfg.encoder.name}", tags=tags)
+                              run_name=None if resume_id else f"search {cfg.tuner.name} {cfg.encoder.name}", tags=tags,
+                              parent_run_id=in_sweep.parent_run_id if in_sweep is not None and not resume_id else None)
     with tracking.ending(parent):
         if not resume_id:
-            tracking.log_config(cfg)
+            tracking.log_config(cfg, prefix="base.", artifact="base_config.yaml")  # the best trial's config comes last
         tuner = make_tuner(cfg, hypermodel, directory)  # a fresh search wipes the project directory first
         tuner.parent_run_id, tuner.experiment_id = parent.info.run_id, parent.info.experiment_id
         parent_file.parent.mkdir(parents=True, exist_ok=True)
@@ -179,8 +195,10 @@ def _log_best(cfg: DictConfig, tuner, hypermodel: TaggerHyperModel, data: Data) 
     built = Built(model, hypermodel.vocabs.pop(id(model)), None)
     best_f1 = best.score
     log.info("best trial %s: dev entity F1 %.4f with %s", best.trial_id, best_f1, hp.values)
+    # The parent describes the model it holds: the best trial's config and tags (the base config is under base.*).
+    tracking.log_config(best_cfg)
     mlflow.log_params({f"best.{k}": v for k, v in hp.values.items()})
-    mlflow.set_tag("best_trial_id", best.trial_id)
+    mlflow.set_tags({"best_trial_id": best.trial_id, "encoder": best_cfg.encoder.name, "head": best_cfg.head.name})
     mlflow.log_metric("best_val_entity_f1", best_f1)
     log_data(data, built)
     scores = evaluate_and_log(best_cfg, data, built)
