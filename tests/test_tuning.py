@@ -92,7 +92,7 @@ def test_random_search_records_parent_and_trials(tmp_path):
     assert parent.data.params["best.head"] in ("softmax", "crf")
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"transition_matrix.png", "config.yaml", "base_config.yaml", "classification_report.txt"} <= artifacts
-    tags = mlflow.pyfunc.load_model(f"runs:/{parent.info.run_id}/model").predict([["Obama", "in", "Paris"]])
+    tags = mlflow.pyfunc.load_model(parent.data.tags["model_uri"]).predict([["Obama", "in", "Paris"]])
     assert len(tags[0]) == 3
 
 

@@ -129,6 +129,8 @@ class TrackingConfig:
     experiment: str = "seqlab"
     artifact_location: Optional[str] = None  # None: MLflow's default, ./mlruns
     log_model: bool = True
+    register_as: Optional[str] = None  # register the model under this name (a sweep or search: its best, alias champion)
+    system_metrics: bool = True  # CPU, memory (and GPU) in the run's System metrics tab
     tags: Dict[str, str] = field(default_factory=dict)  # extra tags on every run: +tracking.tags.team=nlp
 
 

@@ -291,7 +291,25 @@ def finish_sweep(config, parent_id: str) -> None:
         except ComparisonError as e:
             print(f"compare: {e}", flush=True)
             client.set_tag(parent_id, "compare_error", str(e)[:500])
+    register_as = config.tracking.get("register_as")
+    if register_as:
+        register_best(client, runs, register_as, parent_id)
     client.set_terminated(parent_id, "FINISHED" if statuses and "FINISHED" in statuses else "FAILED")
+
+
+def register_best(client, runs: list, name: str, parent_id: str, metric: str = "best_val_entity_f1") -> None:
+    """Register the model of the job with the best dev score under `name`, alias champion (never chosen on test)."""
+    import mlflow
+
+    candidates = [r for r in runs if r.info.status == "FINISHED" and "model_uri" in r.data.tags and metric in r.data.metrics]
+    if not candidates:
+        print(f"register: no finished job logged a model, nothing registered as {name}", flush=True)
+        return
+    best = max(candidates, key=lambda r: r.data.metrics[metric])
+    version = mlflow.register_model(best.data.tags["model_uri"], name)
+    client.set_registered_model_alias(name, "champion", version.version)
+    client.set_tag(parent_id, "champion", f"models:/{name}/{version.version} ({best.info.run_name})")
+    print(f"registered {best.info.run_name} ({metric} {best.data.metrics[metric]:.4f}) as models:/{name}@champion", flush=True)
 
 
 def end_sweep_parent(status: str) -> None:

@@ -134,20 +134,27 @@ def evaluate_and_log(cfg: DictConfig, data: Data, built: Built) -> dict:
     tracking.log_figure(lambda path: _draw_transitions(built, test_pred, path), "transition_matrix.png")
     mlflow.log_text(_summary(built.model), "model_summary.txt")
     if cfg.tracking.log_model:
-        log_tagger(built.model, built.vocab, cfg.data.train_scheme)
-        log.info("logged the model as runs:/%s/model", mlflow.active_run().info.run_id)
+        # A sweep registers only its best job's model, when it ends (seqlab.leaderboard.finish_sweep).
+        register_as = None if sweep.current() is not None else cfg.tracking.get("register_as")
+        name = f"{cfg.encoder.name}-{cfg.head.name}-{data.corpus.name}"
+        info = log_tagger(built.model, built.vocab, cfg.data.train_scheme, name=name,
+                          input_example=[list(s.tokens) for s in data.corpus.test[:2]], registered_model_name=register_as)
+        uri = f"runs:/{mlflow.active_run().info.run_id}/{name}"
+        mlflow.set_tags({"model_uri": uri, "model_id": info.model_id})
+        scores["registered_version"] = info.registered_model_version if register_as else None
+        log.info("logged the model as %s%s", uri,
+                 f", registered as {register_as} version {info.registered_model_version}" if register_as else "")
     return scores
 
 
 def log_data(data: Data, built: Built) -> None:
-    """Per-split counts as params and data_stats.json, each split as an MLflow input, OOV rates, sizes."""
+    """Per-split counts as data_stats.json (params hold the config only), each split as an MLflow input,
+    OOV rates, sizes."""
     corpus, vocab = data.corpus, built.vocab
-    params, table = {}, {}
+    table = {}
     for split, sentences in corpus.splits().items():
         table[split] = split_stats(sentences)
-        params.update({f"stats.{split}.{k}": v for k, v in table[split].items()})
         tracking.log_split(corpus.name, split, corpus.sources.get(split, corpus.name), content_digest(sentences))
-    mlflow.log_params(params)
     mlflow.log_dict(table, "data_stats.json")
     metrics = {"oov_rate_dev": vocab.oov_rate(corpus.dev), "oov_rate_test": vocab.oov_rate(corpus.test),
                "num_params": built.model.count_params()}

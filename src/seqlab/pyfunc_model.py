@@ -41,6 +41,12 @@ class TaggerPyfunc(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input: list[list[str]], params=None) -> list[list[str]]:
         return self.predictor.predict([list(s) for s in model_input])
 
+    def __getstate__(self):
+        """Pickle without the loaded model: MLflow runs the input example through it before saving."""
+        state = self.__dict__.copy()
+        state.pop("predictor", None)
+        return state
+
 
 def pip_requirements() -> list[str]:
     """Pinned to what trained the model: MLflow's inference cannot see seqlab's custom layers."""
@@ -84,10 +90,16 @@ def _model_parts(model, vocab, train_scheme: str):
             logger.removeFilter(quiet)
 
 
-def log_tagger(model, vocab, train_scheme: str = "iob2", name: str = "model"):
-    """Log the tagger as a pyfunc model under `name` in the active run; returns ModelInfo."""
+def log_tagger(model, vocab, train_scheme: str = "iob2", name: str = "model", input_example=None,
+               registered_model_name: str | None = None):
+    """Log the tagger as a pyfunc model under `name` in the active run; returns ModelInfo.
+
+    `input_example`: token lists (shown in the UI, and the serving payload's shape);
+    `registered_model_name`: also register it in the model registry under that name.
+    """
     with _model_parts(model, vocab, train_scheme) as parts:
-        return mlflow.pyfunc.log_model(name=name, **parts)
+        return mlflow.pyfunc.log_model(name=name, input_example=input_example,
+                                       registered_model_name=registered_model_name or None, **parts)
 
 
 def save_tagger(model, vocab, path: str, train_scheme: str = "iob2") -> None:

@@ -34,11 +34,14 @@ def use_experiment(uri: str, experiment: str, artifact_location: str | None = No
         return _use_experiment(experiment, artifact_location)
 
 
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}  # the UI opens on the training runs
+
+
 def _use_experiment(experiment: str, artifact_location: str | None) -> str:
     found = mlflow.get_experiment_by_name(experiment)
     if found is None:
         try:
-            experiment_id = mlflow.create_experiment(experiment, artifact_location=artifact_location)
+            experiment_id = mlflow.create_experiment(experiment, artifact_location=artifact_location, tags=EXPERIMENT_KIND)
         except MlflowException:  # another process created it first
             found = mlflow.get_experiment_by_name(experiment)
             if found is None:
@@ -46,6 +49,8 @@ def _use_experiment(experiment: str, artifact_location: str | None) -> str:
             experiment_id = found.experiment_id
     else:
         experiment_id = found.experiment_id
+        if "mlflow.experimentKind" not in found.tags:  # made before seqlab set it, or by hand
+            mlflow.tracking.MlflowClient().set_experiment_tag(experiment_id, *next(iter(EXPERIMENT_KIND.items())))
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
 
@@ -102,6 +107,12 @@ def end_orphaned_children(parent_run_id: str) -> int:
         client.set_tag(run.info.run_id, "killed_by", "tuner.resume: its search process had ended")
         client.set_terminated(run.info.run_id, status="KILLED")
     return len(orphans)
+
+
+def set_champion(name: str, version: str | int) -> None:
+    """Give registered model `name` version `version` the alias `champion` (the best of a search or sweep)."""
+    mlflow.tracking.MlflowClient().set_registered_model_alias(name, "champion", str(version))
+    log.info("registered model %s version %s is now models:/%s@champion", name, version, name)
 
 
 def log_config(cfg: DictConfig, prefix: str = "", artifact: str = "config.yaml") -> None:

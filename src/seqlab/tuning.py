@@ -202,6 +202,8 @@ def _log_best(cfg: DictConfig, tuner, hypermodel: TaggerHyperModel, data: Data) 
     mlflow.log_metric("best_val_entity_f1", best_f1)
     log_data(data, built)
     scores = evaluate_and_log(best_cfg, data, built)
+    if scores.get("registered_version"):
+        tracking.set_champion(cfg.tracking.register_as, scores["registered_version"])
     return {"val_entity_f1": best_f1, "test_entity_f1": scores["entity_f1"], "run_id": mlflow.active_run().info.run_id}
 
 
