@@ -75,10 +75,10 @@ def test_invalid_transition_rate_counts_forbidden_bigrams_with_start_and_end():
 
 # ---------------------------------------------------------------- a sweep is one unit, with a leaderboard
 def test_multirun_is_one_parent_with_a_leaderboard_that_compare_reproduces(tmp_path):
-    overrides = tiny_overrides(tmp_path, "tracking.log_model=false", "words.chars=none", "data.limit=120")
+    overrides = tiny_overrides(tmp_path, "words.chars=none", "data.limit=120")
     proc = subprocess.run(
         [sys.executable, "-m", "experiments.run", "-m", "+encoder=cnn", "head=softmax,crf", "seed=1,2,3",
-         "compare.by=[head]", "compare.resamples=500", "+tracking.tags.team=nlp", *overrides,
+         "compare.by=[head]", "compare.resamples=500", "+tracking.tags.team=nlp", "tracking.register_as=wnut-sweep", *overrides,
          f"hydra.sweep.dir={tmp_path}/multirun"],
         cwd=REPO, capture_output=True, text=True, timeout=900,
     )
@@ -110,6 +110,10 @@ def test_multirun_is_one_parent_with_a_leaderboard_that_compare_reproduces(tmp_p
     assert "head=crf | 3 |" in text and "head=softmax | 3 |" in text
     assert stats.WELCH in text and stats.RANDOMIZATION in text
     assert "| # | run | overrides |" in proc.stdout  # the job table, printed at the end
+    # Only the best job by dev F1 (never by test) is registered, as champion.
+    champion = client.get_model_version_by_alias("wnut-sweep", "champion")
+    best = max(jobs, key=lambda r: r.data.metrics["best_val_entity_f1"])
+    assert champion.run_id == best.info.run_id and len(client.search_model_versions("name='wnut-sweep'")) == 1
 
     # Each job's test predictions, sentence by sentence.
     preds = client.download_artifacts(jobs[0].info.run_id, "test_predictions.jsonl", str(tmp_path / "p"))

@@ -21,8 +21,10 @@ def run_and_fetch(cfg):
 
 @pytest.mark.parametrize("head", ["crf", "softmax"])
 def test_training_run_records_the_whole_mlflow_contract(tiny_cfg, head, tmp_path):
-    cfg = tiny_cfg("+encoder=bilstm", f"head={head}", "trainer.epochs=2")
+    cfg = tiny_cfg("+encoder=bilstm", f"head={head}", "trainer.epochs=2", f"tracking.register_as=tagger-{head}")
     result, client, run = run_and_fetch(cfg)
+    version = client.get_registered_model(f"tagger-{head}").latest_versions[0]
+    assert version.run_id == run.info.run_id and version.source.startswith("models:/")
     assert run.info.status == "FINISHED"
     assert run.data.tags["encoder"] == "bilstm" and run.data.tags["head"] == head and run.data.tags["data"] == "wnut16"
 

@@ -66,9 +66,11 @@ def test_bad_space_from_the_command_line_is_one_line(tmp_path):
 def test_random_search_records_parent_and_trials(tmp_path):
     from seqlab.tuning import search
 
-    cfg = search_cfg(tmp_path, "random", "tuner.max_trials=3")
+    cfg = search_cfg(tmp_path, "random", "tuner.max_trials=3", "tracking.register_as=wnut-search")
     result = search(cfg, str(tmp_path / "tuner"))
     client = MlflowClient(cfg.tracking.uri)
+    champion = client.get_model_version_by_alias("wnut-search", "champion")
+    assert champion.run_id == result["run_id"]  # the search registers its best model, alias champion
     parent = client.get_run(result["run_id"])
     assert parent.info.status == "FINISHED"
     trials = trial_runs(client, parent.info.run_id)
