@@ -45,8 +45,10 @@ def run_job(cfg: DictConfig) -> float:
     try:
         check_config(cfg)
         check_store(cfg.tracking.uri, cfg.tracking.artifact_location)
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        from seqlab.quiet import import_tensorflow
+
+        import_tensorflow()  # without its C++ start-up lines
         if cfg.get("tuner") is not None:
             from seqlab.tuning import search
 

@@ -24,7 +24,9 @@ class TaggerPyfunc(mlflow.pyfunc.PythonModel):
     """Pads each batch, runs the tagger and its decoder, strips the padding."""
 
     def load_context(self, context) -> None:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        from seqlab.quiet import import_tensorflow
+
+        import_tensorflow()  # without its C++ start-up lines
         import keras
 
         import seqlab.model  # noqa: F401  registers the custom layers with Keras
