@@ -20,7 +20,8 @@ def run_and_fetch(cfg):
 
 
 @pytest.mark.parametrize("head", ["crf", "softmax"])
-def test_training_run_records_the_whole_mlflow_contract(tiny_cfg, head, tmp_path):
+def test_training_run_records_the_whole_mlflow_contract(tiny_cfg, head, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "1")  # tiny runs last a few seconds
     cfg = tiny_cfg("+encoder=bilstm", f"head={head}", "trainer.epochs=2", f"tracking.register_as=tagger-{head}")
     result, client, run = run_and_fetch(cfg)
     version = client.get_registered_model(f"tagger-{head}").latest_versions[0]
@@ -39,6 +40,7 @@ def test_training_run_records_the_whole_mlflow_contract(tiny_cfg, head, tmp_path
     for key in ("test_entity_f1", "test_entity_precision", "test_entity_recall", "test_entity_f1_strict",
                 "oov_rate_dev", "oov_rate_test", "num_params"):
         assert key in metrics
+    assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= set(metrics)
     per_type = {k for k in metrics if k.startswith("test_f1_")}
     assert "test_f1_person" in per_type and len(per_type) >= 5
     assert 0.0 <= metrics["test_entity_f1"] <= 1.0

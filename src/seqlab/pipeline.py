@@ -180,6 +180,9 @@ def train(cfg: DictConfig) -> dict:
     parent = in_sweep.parent_run_id if in_sweep is not None else None
     with tracking.training_run(cfg, tags, run_name=run_name, parent_run_id=parent) as run:
         log.info("MLflow run %s in %s", run.info.run_id, cfg.tracking.uri)
+        log.debug("resolved config:\n%s", OmegaConf.to_yaml(cfg, resolve=True))
+        log.debug("vocabulary: %d words, %d characters, labels %s", len(built.vocab.words), len(built.vocab.chars),
+                  built.vocab.labels)
         tracking.log_config(cfg)
         log_data(data, built)
         started = time.perf_counter()

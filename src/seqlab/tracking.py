@@ -22,6 +22,7 @@ from seqlab.store import creation_lock
 
 log = logging.getLogger(__name__)
 logging.getLogger("alembic").setLevel(logging.WARNING)  # MLflow's schema migrations are not news
+logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)  # its start/stop lines, twice per run
 
 
 def use_experiment(uri: str, experiment: str, artifact_location: str | None = None) -> str:
@@ -71,6 +72,17 @@ def ending(run):
         mlflow.end_run(status="FINISHED")
 
 
+SYSTEM_METRICS_INTERVAL = 5.0  # seconds between samples of CPU, memory (and GPU) use
+
+
+def system_metrics(cfg: DictConfig) -> bool:
+    """Whether runs record MLflow's system metrics (tracking.system_metrics), sampled every few seconds."""
+    enabled = bool(cfg.tracking.get("system_metrics", True))
+    if enabled and not os.environ.get("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL"):
+        mlflow.set_system_metrics_sampling_interval(SYSTEM_METRICS_INTERVAL)
+    return enabled
+
+
 def process_tags() -> dict[str, str]:
     """Which process writes the run: `python -m experiments.cleanup` marks runs of dead processes KILLED."""
     return {"seqlab.host": socket.gethostname(), "seqlab.pid": str(os.getpid())}
@@ -86,7 +98,8 @@ def training_run(cfg: DictConfig, tags: dict[str, str], run_name: str | None = N
         mlflow.end_run()
     experiment_id = use_experiment(cfg.tracking.uri, cfg.tracking.experiment, cfg.tracking.artifact_location)
     tags = {**tags, **dict(cfg.tracking.get("tags") or {}), **process_tags()}
-    run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags, parent_run_id=parent_run_id)
+    run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags, parent_run_id=parent_run_id,
+                           log_system_metrics=system_metrics(cfg))
     with ending(run) as run:
         yield run
 

@@ -165,7 +165,8 @@ def search(cfg: DictConfig, directory: str) -> dict:
     tags.update({**sweep.job_details(), **dict(cfg.tracking.get("tags") or {})})
     parent = mlflow.start_run(run_id=resume_id, experiment_id=None if resume_id else experiment_id,
                               run_name=None if resume_id else f"search {cfg.tuner.name} {cfg.encoder.name}", tags=tags,
-                              parent_run_id=in_sweep.parent_run_id if in_sweep is not None and not resume_id else None)
+                              parent_run_id=in_sweep.parent_run_id if in_sweep is not None and not resume_id else None,
+                              log_system_metrics=tracking.system_metrics(cfg))
     with tracking.ending(parent):
         if not resume_id:
             tracking.log_config(cfg, prefix="base.", artifact="base_config.yaml")  # the best trial's config comes last
