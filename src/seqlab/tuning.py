@@ -98,8 +98,45 @@ class MLflowTrials:
         return result
 
     def _announce(self, trial) -> None:
-        values = ", ".join(f"{k}={v}" for k, v in trial.hyperparameters.values.items())
-        log.info("trial %s: %s", trial.trial_id, values)
+        """`trial k/N: values`, k counting the trials this search has started (resumed ones included)."""
+        if not hasattr(self, "search_started"):
+            self.search_started = time.perf_counter()
+        values = ", ".join(f"{k}={v}" for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/"))
+        log.info("trial %d/%s (id %s): %s", len(self.oracle.trials), planned_trials(self.oracle), trial.trial_id, values)
+
+    def on_trial_end(self, trial):
+        """After each trial: its score, the best so far and the elapsed time, one line."""
+        super().on_trial_end(trial)
+        scores = [t.score for t in self.oracle.trials.values() if t.status == "COMPLETED" and t.score is not None]
+        score = "failed" if trial.status != "COMPLETED" or trial.score is None else f"{trial.score:.4f}"
+        elapsed = time.perf_counter() - getattr(self, "search_started", time.perf_counter())
+        log.info("trial %d/%s done: %s %s, best so far %.4f, elapsed %s", len(self.oracle.trials),
+                 planned_trials(self.oracle), OBJECTIVE, score, max(scores, default=0.0), _clock(elapsed))
+
+
+def planned_trials(oracle) -> int | str:
+    """How many trials the search will run: max_trials, or Hyperband's brackets summed (one iteration)."""
+    if hasattr(oracle, "_get_num_brackets"):
+        brackets = oracle._get_num_brackets()
+        return sum(oracle._get_size(b, r) for b in range(brackets) for r in range(oracle._get_num_rounds(b)))
+    return oracle.max_trials if oracle.max_trials else "?"
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def best_trials_table(oracle, n: int = 5) -> str:
+    """Markdown table of the n best completed trials: rank, id, score, hyperparameters."""
+    done = sorted((t for t in oracle.trials.values() if t.status == "COMPLETED" and t.score is not None),
+                  key=lambda t: -t.score)[:n]
+    keys = sorted({k for t in done for k in t.hyperparameters.values if not k.startswith("tuner/")})
+    lines = [f"| rank | trial | {OBJECTIVE} | " + " | ".join(keys) + " |", "|---" * (3 + len(keys)) + "|"]
+    for rank, t in enumerate(done, 1):
+        values = [str(t.hyperparameters.values.get(k, "")) for k in keys]
+        lines.append(f"| {rank} | {t.trial_id} | {t.score:.4f} | " + " | ".join(values) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def memory_mb() -> dict[str, float]:
@@ -184,6 +221,9 @@ def _log_best(cfg: DictConfig, tuner, hypermodel: TaggerHyperModel, data: Data) 
     """Evaluate the best trial's model on test and log it all on the parent run."""
     completed = [t for t in tuner.oracle.trials.values() if t.status == "COMPLETED"]
     statuses = [t.status for t in tuner.oracle.trials.values()]
+    table = best_trials_table(tuner.oracle)
+    print(f"\nsearch {cfg.tuner.name}: {len(completed)} of {len(statuses)} trials completed; the best:\n{table}", flush=True)
+    mlflow.log_text(table, "best_trials.md")
     mlflow.log_metrics({"trials_completed": len(completed), "trials_failed": statuses.count("FAILED")})
     if not completed:
         raise RuntimeError("no trial completed; see the FAILED trial runs in MLflow for their errors")

@@ -1,0 +1,87 @@
+"""What users see: the debug preset, serving a logged model over HTTP, and the terminal of a search."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from conftest import REPO, tiny_overrides
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_debug_fast_preset_runs_a_small_quiet_experiment(tmp_path):
+    uri = f"sqlite:///{tmp_path}/m.db"
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "experiments.run", "+encoder=cnn", "+debug=fast", f"tracking.uri={uri}",
+                           f"tracking.artifact_location={tmp_path}/mlruns", f"hydra.run.dir={tmp_path}/out"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    seconds = time.monotonic() - started
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("debug").experiment_id])
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+    params = runs[0].data.params
+    assert params["data.limit"] == "300" and params["trainer.epochs"] == "1" and params["tracking.log_model"] == "False"
+    assert "model_uri" not in runs[0].data.tags  # no model logged
+    assert "[seqlab][DEBUG] - resolved config" in proc.stdout + proc.stderr
+    print(f"+debug=fast took {seconds:.1f} s")
+
+
+def test_mlflow_models_serve_answers_a_curl_payload(tmp_path, tiny_cfg):
+    from seqlab.pipeline import train
+
+    result = train(tiny_cfg("+encoder=cnn", "words.chars=none"))
+    model_uri = MlflowClient(tiny_cfg().tracking.uri).get_run(result["run_id"]).data.tags["model_uri"]
+    port = free_port()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tiny_cfg().tracking.uri,
+           "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}  # uvicorn
+    server = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri, "--env-manager", "local",
+                               "-h", "127.0.0.1", "-p", str(port)], env=env, cwd=tmp_path,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
+                break
+            except OSError:
+                assert server.poll() is None, server.stderr.read()[-2000:]
+                assert time.monotonic() < deadline, "mlflow models serve did not start"
+                time.sleep(0.5)
+        payload = {"inputs": [["EU", "rejects", "German", "call"], ["Paris"], []]}
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=json.dumps(payload).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            answer = json.load(response)
+        assert [len(tags) for tags in answer["predictions"]] == [4, 1, 0]
+        in_process = mlflow.pyfunc.load_model(model_uri).predict(payload["inputs"])
+        assert answer["predictions"] == in_process
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_search_counts_its_trials_and_ends_with_a_table(tmp_path):
+    args = ["+encoder=bilstm", "+tuner=random", *tiny_overrides(tmp_path, "data.limit=50", "words.dim=8", "words.chars=none"),
+            "tuner_space@tuner.space=smoke", f"tuner.directory={tmp_path}/tuner", "tuner.max_trials=3", "tuner.epochs=1",
+            "tracking.log_model=false"]
+    proc = subprocess.run([sys.executable, "-m", "experiments.run", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout + proc.stderr
+    for k in (1, 2, 3):
+        assert f"trial {k}/3" in out
+    done = [line for line in out.splitlines() if "val_entity_f1" in line and "best so far" in line]
+    assert len(done) == 3 and all("elapsed" in line for line in done)
+    assert "| rank | trial | val_entity_f1 |" in out  # the table of the best trials, at the end
