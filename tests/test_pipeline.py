@@ -47,7 +47,8 @@ def test_training_run_records_the_whole_mlflow_contract(tiny_cfg, head, tmp_path
     assert metrics["test_entity_f1"] == pytest.approx(result["test_entity_f1"])
 
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"config.yaml", "classification_report.txt", "transition_matrix.png", "model_summary.txt"} <= artifacts
+    assert {"config.yaml", "classification_report.txt", "transition_matrix.png", "f1_by_type.png", "model_summary.txt",
+            "test_predictions.jsonl", "data_stats.json"} <= artifacts
     config_text = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/config.yaml")
     assert f"name: {head}" in config_text and "bilstm" in config_text
     report = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/classification_report.txt")

@@ -93,7 +93,8 @@ def test_random_search_records_parent_and_trials(tmp_path):
     assert "test_entity_f1" in parent.data.metrics
     assert parent.data.params["best.head"] in ("softmax", "crf")
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
-    assert {"transition_matrix.png", "config.yaml", "base_config.yaml", "classification_report.txt"} <= artifacts
+    assert {"transition_matrix.png", "config.yaml", "base_config.yaml", "classification_report.txt", "dev_curves.png",
+            "best_trials.md", "f1_by_type.png"} <= artifacts
     tags = mlflow.pyfunc.load_model(parent.data.tags["model_uri"]).predict([["Obama", "in", "Paris"]])
     assert len(tags[0]) == 3
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
-
 import numpy as np
 from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
 from seqeval.scheme import IOB2
@@ -19,7 +17,7 @@ def entity_scores(gold: list[list[str]], pred: list[list[str]]) -> dict:
     """
     if not has_entities(gold) and not has_entities(pred):
         return {"entity_f1": 0.0, "entity_precision": 0.0, "entity_recall": 0.0, "entity_f1_strict": 0.0,
-                "per_type_f1": {}, "report": NO_ENTITIES_REPORT}
+                "per_type_f1": {}, "per_type_support": {}, "report": NO_ENTITIES_REPORT}
     per_type = classification_report(gold, pred, output_dict=True, zero_division=0)
     return {
         "entity_f1": f1_score(gold, pred, zero_division=0),
@@ -27,6 +25,7 @@ def entity_scores(gold: list[list[str]], pred: list[list[str]]) -> dict:
         "entity_recall": recall_score(gold, pred, zero_division=0),
         "entity_f1_strict": f1_score(gold, pred, mode="strict", scheme=IOB2, zero_division=0),
         "per_type_f1": {k: v["f1-score"] for k, v in per_type.items() if not k.endswith(" avg")},
+        "per_type_support": {k: int(v["support"]) for k, v in per_type.items() if not k.endswith(" avg")},
         "report": classification_report(gold, pred, digits=4, zero_division=0),
     }
 
@@ -59,12 +58,21 @@ def invalid_transition_rate(sequences: list[list[str]], labels: list[str], schem
     return bad / total if total else 0.0
 
 
-def tag_bigram_frequencies(sequences: list[list[str]], labels: list[str]) -> np.ndarray:
-    """Row-normalised counts of adjacent tag pairs: [K, K] (from, to); rows sum to 1 or 0."""
+def tag_bigram_counts(sequences: list[list[str]], labels: list[str]) -> np.ndarray:
+    """Counts of predicted transitions [K + 1, K + 1]: row 0 is <start>, column K is <end>.
+
+    counts[0, j]: sentences starting with tag j; counts[i + 1, j]: tag i followed by tag j;
+    counts[i + 1, K]: sentences ending with tag i. Tags outside `labels` are skipped.
+    """
     index = {t: i for i, t in enumerate(labels)}
-    counts = Counter((index[a], index[b]) for seq in sequences for a, b in zip(seq, seq[1:]) if a in index and b in index)
-    matrix = np.zeros((len(labels), len(labels)))
-    for (i, j), c in counts.items():
-        matrix[i, j] = c
-    rows = matrix.sum(axis=1, keepdims=True)
-    return np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0)
+    k = len(labels)
+    counts = np.zeros((k + 1, k + 1))
+    for seq in sequences:
+        ids = [index[t] for t in seq if t in index]
+        if not ids:
+            continue
+        counts[0, ids[0]] += 1
+        counts[ids[-1] + 1, k] += 1
+        for a, b in zip(ids, ids[1:]):
+            counts[a + 1, b] += 1
+    return counts

@@ -21,8 +21,8 @@ from seqlab.data.sources import training_sentences, unseen_tags
 from seqlab.data.vectors import embedding_matrix
 from seqlab.data.vocab import Vocabulary
 from seqlab.errors import TrainingError
-from seqlab.evaluation import entity_scores, has_entities, invalid_transition_rate, tag_bigram_frequencies
-from seqlab.heatmap import plot_transitions
+from seqlab.evaluation import entity_scores, has_entities, invalid_transition_rate, tag_bigram_counts
+from seqlab.figures import plot_crf_transitions, plot_f1_by_type, plot_predicted_transitions
 from seqlab.inference import TagPredictor
 from seqlab.model import build_tagger
 from seqlab.pyfunc_model import log_tagger
@@ -131,7 +131,8 @@ def evaluate_and_log(cfg: DictConfig, data: Data, built: Built) -> dict:
     mlflow.log_metrics({"predict_sentences_per_sec": len(test_tokens) / max(predict_seconds, 1e-9),
                         "test_invalid_transition_rate": invalid})
     tracking.log_predictions(test_tokens, test_gold, test_pred)
-    tracking.log_figure(lambda path: _draw_transitions(built, test_pred, path), "transition_matrix.png")
+    tracking.log_figure(lambda path: _draw_transitions(built, raw, cfg.data.train_scheme, path), "transition_matrix.png")
+    tracking.log_figure(lambda path: plot_f1_by_type(scores["per_type_f1"], scores["per_type_support"], path), "f1_by_type.png")
     mlflow.log_text(_summary(built.model), "model_summary.txt")
     if cfg.tracking.log_model:
         # A sweep registers only its best job's model, when it ends (seqlab.leaderboard.finish_sweep).
@@ -203,16 +204,19 @@ def train(cfg: DictConfig) -> dict:
     return {"val_entity_f1": max(stopper.best_f1, 0.0), "test_entity_f1": scores["entity_f1"], "run_id": run.info.run_id}
 
 
-def _draw_transitions(built: Built, test_pred: list[list[str]], path: str) -> None:
-    """CRF: learned transition scores (forbidden cells hatched). Softmax: predicted tag bigram frequencies."""
-    crf, labels = built.model.crf, built.vocab.labels
+def _draw_transitions(built: Built, raw_pred: list[list[str]], scheme: str, path: str) -> None:
+    """CRF: learned scores with <start>/<end> (forbidden cells hatched). Softmax: its predicted transitions,
+    forbidden ones it made hatched red, never-predicted tags grey. `raw_pred` is in the training scheme."""
+    from seqlab.constraints import allowed_transitions
+
+    crf, labels = built.model.crf, list(built.vocab.labels)
     if crf is not None:
-        forbidden = ~crf.allowed if crf.constraints else None
-        matrix = keras.ops.convert_to_numpy(crf.transitions)
-        plot_transitions(matrix, labels, "CRF transition scores (from row to column)", path, forbidden)
+        weights = [keras.ops.convert_to_numpy(w) for w in (crf.transitions, crf.start_transitions, crf.end_transitions)]
+        allowed = allowed_transitions(labels, crf.constraints) if crf.constraints else None
+        plot_crf_transitions(*weights, labels, path, allowed, crf.constraints or "")
     else:
-        matrix = tag_bigram_frequencies(test_pred, labels)
-        plot_transitions(matrix, labels, "Predicted tag bigram frequencies on test (softmax head)", path, colorbar="frequency")
+        plot_predicted_transitions(tag_bigram_counts(raw_pred, labels), labels, path,
+                                   allowed_transitions(labels, scheme), scheme)
 
 
 def _summary(model) -> str:

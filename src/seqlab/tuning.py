@@ -221,6 +221,8 @@ def _log_best(cfg: DictConfig, tuner, hypermodel: TaggerHyperModel, data: Data) 
     """Evaluate the best trial's model on test and log it all on the parent run."""
     completed = [t for t in tuner.oracle.trials.values() if t.status == "COMPLETED"]
     statuses = [t.status for t in tuner.oracle.trials.values()]
+    _log_trial_curves(tuner.parent_run_id, tuner.experiment_id, best_id=tuner.oracle.get_best_trials(1)[0].trial_id
+                      if completed else None)
     table = best_trials_table(tuner.oracle)
     print(f"\nsearch {cfg.tuner.name}: {len(completed)} of {len(statuses)} trials completed; the best:\n{table}", flush=True)
     mlflow.log_text(table, "best_trials.md")
@@ -246,6 +248,18 @@ def _log_best(cfg: DictConfig, tuner, hypermodel: TaggerHyperModel, data: Data) 
     if scores.get("registered_version"):
         tracking.set_champion(cfg.tracking.register_as, scores["registered_version"])
     return {"val_entity_f1": best_f1, "test_entity_f1": scores["entity_f1"], "run_id": mlflow.active_run().info.run_id}
+
+
+def _log_trial_curves(parent_run_id: str, experiment_id: str, best_id: str | None) -> None:
+    """dev_curves.png on the parent: each trial's val_entity_f1 per epoch, the best trial thick."""
+    from seqlab.figures import plot_trial_curves
+
+    client = mlflow.tracking.MlflowClient()
+    trials = client.search_runs([experiment_id], f"tags.mlflow.parentRunId = '{parent_run_id}'", max_results=5000)
+    curves = {f"trial {r.data.tags.get('trial_id', '?')}": [(m.step, m.value) for m in
+              client.get_metric_history(r.info.run_id, OBJECTIVE)] for r in trials}
+    best = f"trial {best_id}" if best_id is not None else None
+    tracking.log_figure(lambda path: plot_trial_curves(curves, OBJECTIVE, path, best), "dev_curves.png")
 
 
 def _wait_for(path: Path, timeout: float = 300.0) -> str:
