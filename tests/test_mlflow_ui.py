@@ -1,4 +1,8 @@
-"""What a person sees: a plain `mlflow ui` in the working directory lists the run, in a real headless Chromium."""
+"""What a person sees: a plain `mlflow ui` in the working directory, in a real headless Chromium.
+
+The README's link opens the training runs; the Columns menu puts test_entity_f1 and val_entity_f1
+in the table, next to the run's named, registered model.
+"""
 
 import os
 import shutil
@@ -9,26 +13,31 @@ import time
 import urllib.request
 
 import pytest
+from mlflow.tracking import MlflowClient
 
 from conftest import REPO
 
 CHROMIUM = shutil.which("chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
-def test_plain_mlflow_ui_shows_the_run_in_a_browser(tmp_path):
+def test_runs_page_shows_f1_columns_and_the_registered_model(tmp_path):
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
     env["PYTHONPATH"] = str(REPO)
     # MLflow's own defaults in a fresh working directory: sqlite:///mlflow.db and ./mlruns.
     train = subprocess.run(
-        [sys.executable, "-m", "experiments.run", "+encoder=cnn", "data.limit=40", "trainer.epochs=1", "words.dim=8",
-         "tracking.log_model=false", f"hydra.run.dir={tmp_path}/out"],
+        [sys.executable, "-m", "experiments.run", "+encoder=cnn", "data.limit=60", "trainer.epochs=1", "words.dim=8",
+         "tracking.register_as=wnut-tagger", f"hydra.run.dir={tmp_path}/out"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
     )
     assert train.returncode == 0, train.stderr[-2000:]
-    assert (tmp_path / "mlflow.db").exists() and (tmp_path / "mlruns").is_dir()
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = client.get_experiment_by_name("seqlab")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    run = client.search_runs([experiment.experiment_id])[0]
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -44,13 +53,32 @@ def test_plain_mlflow_ui_shows_the_run_in_a_browser(tmp_path):
             except OSError:
                 assert time.monotonic() < deadline, "mlflow ui did not start"
                 time.sleep(0.5)
-        page = f"http://127.0.0.1:{port}/#/experiments/1/runs"
-        dom = subprocess.run(
-            [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path}/chromium", "--virtual-time-budget=20000", "--dump-dom", page],
-            capture_output=True, text=True, timeout=120,
-        ).stdout
-        assert "cnn-crf-wnut16" in dom  # the run's name, rendered by the UI's JavaScript
-        assert "wnut16-train" in dom  # its logged input dataset
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            # The README's link: the training runs, best test F1 first.
+            page.goto(f"http://127.0.0.1:{port}/#/experiments/{experiment.experiment_id}/runs"
+                      "?workflowType=machine_learning&orderByKey=metrics.%60test_entity_f1%60&orderByAsc=false")
+            page.get_by_text("cnn-crf-wnut16").first.wait_for(timeout=90000)
+            assert page.get_by_text("wnut16-train").count() >= 1  # its logged input dataset
+            # The README's steps: Columns, then tick the two metrics (and untick Dataset and Source to make room).
+            page.get_by_role("button", name="Columns").click()
+            for name in ("test_entity_f1", "val_entity_f1", "Dataset", "Source"):
+                page.get_by_placeholder("Search columns").fill(name)
+                page.locator(".du-bois-light-tree-title").filter(has_text=name).filter(has_not_text="_strict") \
+                    .filter(has_not_text="best_").filter(has_not_text="(").first.click()
+            page.keyboard.press("Escape")
+            page.wait_for_timeout(1000)
+            page.screenshot(path=str(tmp_path / "runs.png"))
+            headers = page.locator("[role=columnheader]").all_inner_texts()
+            assert "test_entity_f1" in headers and "val_entity_f1" in headers
+            index = page.locator("[role=row]", has_text="cnn-crf-wnut16").first.get_attribute("row-index")
+            row = " ".join(page.locator(f"[role=row][row-index='{index}']").all_inner_texts())  # pinned + scrolled parts
+            assert "wnut-tagger" in row and "v1" in row  # the named, registered model
+            cells = row.split()
+            shown = float(cells[cells.index("v1") + 1])  # the first metric column after the model: test_entity_f1
+            assert shown == pytest.approx(run.data.metrics["test_entity_f1"], abs=5e-3)
+            browser.close()
     finally:
         ui.terminate()
         ui.wait(timeout=30)
