@@ -32,6 +32,7 @@ import numpy as np
 
 from seqlab import stats
 from seqlab.errors import SeqlabError
+from seqlab.sweep import override_key
 
 log = logging.getLogger("seqlab")
 TAG_KEYS = ("encoder", "head", "data", "tuner")
@@ -109,8 +110,9 @@ def group_value(run, key: str) -> str:
 
 
 def build(client, runs: list, by: list[str], metric: str = DEFAULT_METRIC, resamples: int = 10000,
-          seed: int = 0) -> Leaderboard:
-    """Group `runs` by `by`, score them on `metric`, test every group against the best one."""
+          seed: int = 0, higher_is_better: bool = True) -> Leaderboard:
+    """Group `runs` by `by`, score them on `metric`, test every group against the best one
+    (the highest mean, or the lowest with `higher_is_better=False`, e.g. for an error rate)."""
     if not by:
         raise ComparisonError("compare needs keys to group by, e.g. --by head (or compare.by=[head])")
     runs = [r for r in runs if metric in r.data.metrics]
@@ -134,7 +136,7 @@ def build(client, runs: list, by: list[str], metric: str = DEFAULT_METRIC, resam
         raise ComparisonError(f"cannot compare: the runs were tested on {len(digests)} different test sets "
                               f"(digests {', '.join(short)}); select runs of one data split (same data and data.split_seed)")
     groups = [Group(label, rs, [r.data.metrics[metric] for r in rs]) for label, rs in grouped.items()]
-    groups.sort(key=lambda g: -g.mean)
+    groups.sort(key=lambda g: -g.mean if higher_is_better else g.mean)
     board = Leaderboard(metric, list(by), groups)
     best = groups[0]
     for g in groups[1:]:
@@ -158,6 +160,7 @@ def build(client, runs: list, by: list[str], metric: str = DEFAULT_METRIC, resam
 
 def _mean_counts(client, runs) -> np.ndarray | None:
     """Mean per-sentence (tp, fp, fn) over the runs [N, 3], from their logged test predictions."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     per_run = []
     with tempfile.TemporaryDirectory() as tmp:
         for run in runs:
@@ -257,7 +260,7 @@ def job_table(runs: list, swept: tuple[str, ...] = (), metric_dev: str = "best_v
     for i, r in enumerate(sorted(runs, key=lambda r: r.info.start_time)):
         overrides = r.data.tags.get("hydra.overrides", "").split()
         if swept:
-            overrides = [o for o in overrides if o.split("=", 1)[0] in swept]
+            overrides = [o for o in overrides if override_key(o) in swept]
         m = r.data.metrics
         seconds = ((r.info.end_time or r.info.start_time) - r.info.start_time) / 1000
         fmt = lambda k: f"{m[k]:.4f}" if k in m else "-"  # noqa: E731

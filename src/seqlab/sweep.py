@@ -45,6 +45,11 @@ def swept_keys(task_overrides: list[str]) -> tuple[str, ...]:
     return tuple(o.key_or_group for o in parsed if o.is_sweep_override())
 
 
+def override_key(override: str) -> str:
+    """`+encoder=cnn` -> encoder, `head=crf` -> head: the key as Hydra's parser names it."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
 def current() -> Sweep | None:
     """The multirun this job belongs to, or None (a single run, or a config composed without Hydra)."""
     try:
@@ -108,7 +113,7 @@ class SweepCallback(Callback):
         overrides = list(config.hydra.overrides.task)
         sweep_dir = Path(config.hydra.sweep.dir)
         swept = swept_keys(overrides)
-        name = "sweep " + " ".join(o for o in overrides if o.split("=", 1)[0] in swept)
+        name = "sweep " + " ".join(o for o in overrides if override_key(o) in swept)
         experiment_id = tracking.use_experiment(config.tracking.uri, config.tracking.experiment,
                                                 config.tracking.artifact_location)
         tags = {"sweep": str(sweep_dir), "seqlab.sweep": "parent", "hydra.overrides": " ".join(overrides)[:5000],
