@@ -85,3 +85,15 @@ def test_search_counts_its_trials_and_ends_with_a_table(tmp_path):
     done = [line for line in out.splitlines() if "val_entity_f1" in line and "best so far" in line]
     assert len(done) == 3 and all("elapsed" in line for line in done)
     assert "| rank | trial | val_entity_f1 |" in out  # the table of the best trials, at the end
+
+
+def test_progress_bar_by_default_only_for_long_epochs(tiny_cfg, capfd):
+    from seqlab.pipeline import train
+    from seqlab.training import show_progress
+
+    assert show_progress(None, 501) and not show_progress(None, 500)
+    assert show_progress(True, 3) and not show_progress(False, 10_000)
+    train(tiny_cfg("+encoder=cnn", "trainer.progress=true", "words.chars=none", "tracking.log_model=false",
+                   "tracking.system_metrics=false"))
+    out = capfd.readouterr().out
+    assert "3/3" in out and "loss:" in out  # Keras' bar: 80 sentences / 32 per batch = 3 batches

@@ -113,6 +113,7 @@ class TrainerConfig:
     batch_size: int = 32
     patience: int = 5  # epochs without a better dev entity F1 before stopping
     eval_batch_size: int = 256
+    progress: Optional[bool] = None  # Keras' progress bar inside epochs; null: when an epoch has > 500 batches
 
 
 @dataclass

@@ -111,7 +111,7 @@ def fit_model(cfg: DictConfig, data: Data, built: Built, epochs: int, patience: 
 
     stopper = DevF1EarlyStopping(score_dev, patience, tracking.log_epoch, epochs)
     batches = BucketedBatches(data.train, built.vocab, cfg.trainer.batch_size, cfg.seed)
-    fit(built.model, batches, epochs, [stopper, *(callbacks or [])], initial_epoch)
+    fit(built.model, batches, epochs, [stopper, *(callbacks or [])], initial_epoch, cfg.trainer.get("progress"))
     return stopper
 
 

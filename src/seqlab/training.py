@@ -122,7 +122,17 @@ def as_dataset(batches: BucketedBatches):
     return dataset.apply(tf.data.experimental.assert_cardinality(len(batches))).prefetch(2)
 
 
-def fit(model, batches: BucketedBatches, epochs: int, callbacks: list, initial_epoch: int = 0) -> keras.callbacks.History:
-    """Run Keras' fit loop; progress is reported by the callbacks, one line per epoch."""
+PROGRESS_BAR_FROM = 500  # batches per epoch from which `trainer.progress=null` shows Keras' bar
+
+
+def show_progress(progress: bool | None, batches_per_epoch: int) -> bool:
+    """trainer.progress: true/false, or null (auto): a bar inside epochs of more than 500 batches."""
+    return batches_per_epoch > PROGRESS_BAR_FROM if progress is None else bool(progress)
+
+
+def fit(model, batches: BucketedBatches, epochs: int, callbacks: list, initial_epoch: int = 0,
+        progress: bool | None = None) -> keras.callbacks.History:
+    """Run Keras' fit loop; the callbacks report one line per epoch, Keras' bar shows progress inside it."""
+    verbose = 1 if show_progress(progress, len(batches)) else 0
     return model.fit(as_dataset(batches), epochs=epochs, initial_epoch=initial_epoch, callbacks=callbacks,
-                     verbose=0, shuffle=False)
+                     verbose=verbose, shuffle=False)
