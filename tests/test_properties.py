@@ -109,10 +109,6 @@ ENCODERS = {
 @pytest.mark.parametrize("head", ["crf", "softmax"])
 @pytest.mark.parametrize("encoder", list(ENCODERS))
 def test_train_step_predict_pyfunc_and_score_never_crash(tmp_path_factory, encoder, head):
-    @settings(max_examples=1, deadline=None, database=None,
-              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-    @given(data=corpus(max_sentences=6), train_scheme=st.sampled_from(["iob2", "bioes"]))
-    @example(data=(ONE_TOKEN_CORPUS, "iob1"), train_scheme="bioes")
     def check(data, train_scheme):
         import mlflow.pyfunc
 
@@ -140,10 +136,14 @@ def test_train_step_predict_pyfunc_and_score_never_crash(tmp_path_factory, encod
         assert all(t in labels for p in predicted for t in p)  # IOB2 tags the model knows
         scores = entity_scores([list(s.tags) for s in data_.corpus.test], predicted)
         assert 0.0 <= scores["entity_f1"] <= 1.0
-        if encoder == "bilstm":  # both heads; test_encoder_matrix reloads every encoder through the pyfunc
+        if encoder == "bilstm" and head == "crf":  # test_encoder_matrix reloads every pair through the pyfunc
             save_tagger(built.model, built.vocab, str(folder / "model"), train_scheme)
             reloaded = mlflow.pyfunc.load_model(str(folder / "model"))
             assert reloaded.predict(tokens) == predicted
             assert [len(p) for p in reloaded.predict([t[:1] for t in tokens] + [[]])] == [1] * len(tokens) + [0]
 
-    check()
+    check = given(data=corpus(max_sentences=6), train_scheme=st.sampled_from(["iob2", "bioes"]))(check)
+    if encoder == "cnn":  # the corpus that once crashed the CRF, explicitly, once per head (cheapest encoder)
+        check = example(data=(ONE_TOKEN_CORPUS, "iob1"), train_scheme="bioes")(check)
+    settings(max_examples=1, deadline=None, database=None,
+             suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])(check)()

@@ -232,54 +232,60 @@ def runs_of(db: Path):
     return client, ([] if exp is None else client.search_runs([exp.experiment_id]))
 
 
-def start_long_run(tmp_path):
-    """A real training run that is still in its epochs when signalled; returns (process, run)."""
+def start_long_run(tmp_path, name):
+    """A real training run that is still in its epochs when signalled."""
     args = ["+encoder=bilstm", *tiny_overrides(tmp_path, "trainer.epochs=200", "trainer.patience=200",
                                                 "tracking.log_model=false", "words.chars=none",
-                                                "tracking.system_metrics=false")]
-    proc = subprocess.Popen([sys.executable, "-m", "experiments.run", *args], cwd=REPO, stdout=subprocess.DEVNULL,
+                                                "tracking.system_metrics=false", f"+tracking.tags.job={name}",
+                                                f"hydra.run.dir={tmp_path}/{name}")]
+    return subprocess.Popen([sys.executable, "-m", "experiments.run", *args], cwd=REPO, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and proc.poll() is None:
+
+
+def wait_for_epochs(tmp_path, procs) -> dict:
+    """{job tag: run} once every job's run has logged an epoch."""
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and all(p.poll() is None for p in procs.values()):
         client, runs = runs_of(tmp_path / "mlflow.db")
-        if runs and client.get_metric_history(runs[0].info.run_id, "val_entity_f1"):
-            return proc, runs[0]
+        started = {r.data.tags["job"]: r for r in runs if client.get_metric_history(r.info.run_id, "val_entity_f1")}
+        if set(started) == set(procs):
+            return started
         time.sleep(0.3)
-    proc.kill()
-    raise AssertionError(f"the run never started: {proc.communicate()[1][-2000:]}")
+    for p in procs.values():
+        p.kill()
+    raise AssertionError(f"the runs never started: {[p.communicate()[1][-1500:] for p in procs.values()]}")
 
 
-@pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143)])  # SIGINT (130): test_tuning's resume test
-def test_sigterm_ends_the_run_killed_like_ctrl_c(tmp_path, signum, status):
-    proc, run = start_long_run(tmp_path)
-    proc.send_signal(signum)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == status, err[-2000:]
-    assert f"interrupted ({signal.Signals(signum).name})" in err and "Traceback" not in err
+def test_ctrl_c_ends_a_run_killed_and_cleanup_closes_a_hard_killed_one(tmp_path):
+    """Two real runs at once: Ctrl-C ends one KILLED (exit 130); kill -9 leaves the other RUNNING until
+    `python -m experiments.cleanup` marks it. SIGTERM (143): test_tuning's resume test."""
+    procs = {name: start_long_run(tmp_path, name) for name in ("ctrl_c", "kill_9")}
+    runs = wait_for_epochs(tmp_path, procs)
+    procs["ctrl_c"].send_signal(signal.SIGINT)
+    procs["kill_9"].kill()  # kill -9: the process cannot end its run
+    _, err = procs["ctrl_c"].communicate(timeout=60)
+    procs["kill_9"].communicate(timeout=60)
+    assert procs["ctrl_c"].returncode == 130, err[-2000:]
+    assert "interrupted (SIGINT)" in err and "Traceback" not in err
     for noise in ("absl::InitializeLog", "cudart_stub", "cuInit", "oneDNN"):  # TensorFlow's C++ start-up lines
         assert noise not in err
     client, _ = runs_of(tmp_path / "mlflow.db")
-    assert client.get_run(run.info.run_id).info.status == "KILLED"
+    assert client.get_run(runs["ctrl_c"].info.run_id).info.status == "KILLED"
+    orphan = runs["kill_9"].info.run_id
+    assert client.get_run(orphan).info.status == "RUNNING"
 
-
-def test_cleanup_marks_runs_of_hard_killed_processes(tmp_path):
-    proc, run = start_long_run(tmp_path)
-    proc.kill()  # kill -9: the process cannot end its run
-    proc.communicate(timeout=60)
-    client, _ = runs_of(tmp_path / "mlflow.db")
-    assert client.get_run(run.info.run_id).info.status == "RUNNING"
     alive = client.create_run(client.get_experiment_by_name("seqlab").experiment_id,
                               tags={"seqlab.host": socket.gethostname(), "seqlab.pid": str(os.getpid())})
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     dry = subprocess.run([sys.executable, "-m", "experiments.cleanup", "--uri", uri, "--dry-run"], cwd=REPO,
                          capture_output=True, text=True, timeout=120)
-    assert dry.returncode == 0 and f"would mark KILLED  {run.info.run_id}" in dry.stdout
-    assert client.get_run(run.info.run_id).info.status == "RUNNING"
+    assert dry.returncode == 0 and f"would mark KILLED  {orphan}" in dry.stdout
+    assert client.get_run(orphan).info.status == "RUNNING"
     done = subprocess.run([sys.executable, "-m", "experiments.cleanup", "--uri", uri], cwd=REPO,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "1 run(s) marked KILLED" in done.stdout, done.stdout + done.stderr
-    assert client.get_run(run.info.run_id).info.status == "KILLED"
+    assert client.get_run(orphan).info.status == "KILLED"
     assert client.get_run(alive.info.run_id).info.status == "RUNNING"  # a live process keeps its run
 
 

@@ -1,4 +1,6 @@
-"""What users see: the debug preset, serving a logged model over HTTP, and the terminal of a search."""
+"""What users see: the debug preset, serving a logged model over HTTP, the progress bar.
+
+The search's `trial k/N` lines and final table are checked in test_tuning.test_random_search_records_parent_and_trials."""
 
 import json
 import os
@@ -70,21 +72,6 @@ def test_mlflow_models_serve_answers_a_curl_payload(tmp_path, tiny_cfg):
     finally:
         server.terminate()
         server.wait(timeout=30)
-
-
-def test_search_counts_its_trials_and_ends_with_a_table(tmp_path):
-    args = ["+encoder=bilstm", "+tuner=random", *tiny_overrides(tmp_path, "data.limit=50", "words.dim=8", "words.chars=none"),
-            "tuner_space@tuner.space=smoke", f"tuner.directory={tmp_path}/tuner", "tuner.max_trials=3", "tuner.epochs=1",
-            "tracking.log_model=false"]
-    proc = subprocess.run([sys.executable, "-m", "experiments.run", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    out = proc.stdout + proc.stderr
-    for k in (1, 2, 3):
-        assert f"trial {k}/3" in out
-    done = [line for line in out.splitlines() if "val_entity_f1" in line and "best so far" in line]
-    assert len(done) == 3 and all("elapsed" in line for line in done)
-    assert "| rank | trial | val_entity_f1 |" in out  # the table of the best trials, at the end
 
 
 def test_progress_bar_by_default_only_for_long_epochs(tiny_cfg, capfd):

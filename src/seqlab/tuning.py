@@ -98,28 +98,46 @@ class MLflowTrials:
         return result
 
     def _announce(self, trial) -> None:
-        """`trial k/N: values`, k counting the trials this search has started (resumed ones included)."""
+        """`trial k/N (id i): values`; k is the trial's number in the whole search (resumed ones included)."""
         if not hasattr(self, "search_started"):
             self.search_started = time.perf_counter()
         values = ", ".join(f"{k}={v}" for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/"))
-        log.info("trial %d/%s (id %s): %s", len(self.oracle.trials), planned_trials(self.oracle), trial.trial_id, values)
+        log.info("trial %s/%s (id %s): %s", trial_number(trial), self._planned(), trial.trial_id, values)
+
+    def _planned(self) -> int | str:
+        return planned_trials(self.oracle, self.hypermodel.cfg.tuner)
 
     def on_trial_end(self, trial):
-        """After each trial: its score, the best so far and the elapsed time, one line."""
+        """After each trial: its score, the best so far and the elapsed time, one line.
+
+        On a worker of a distributed search the oracle is a client of the chief's: it is asked, never read.
+        """
         super().on_trial_end(trial)
-        scores = [t.score for t in self.oracle.trials.values() if t.status == "COMPLETED" and t.score is not None]
-        score = "failed" if trial.status != "COMPLETED" or trial.score is None else f"{trial.score:.4f}"
+        try:
+            best = self.oracle.get_best_trials(1)
+            ended = self.oracle.get_trial(trial.trial_id) if trial.score is None else trial
+        except Exception:  # noqa: BLE001 - progress lines must never fail a trial
+            best, ended = [], trial
+        score = "failed" if ended.status != "COMPLETED" or ended.score is None else f"{ended.score:.4f}"
+        best_score = f"{best[0].score:.4f}" if best and best[0].score is not None else "-"
         elapsed = time.perf_counter() - getattr(self, "search_started", time.perf_counter())
-        log.info("trial %d/%s done: %s %s, best so far %.4f, elapsed %s", len(self.oracle.trials),
-                 planned_trials(self.oracle), OBJECTIVE, score, max(scores, default=0.0), _clock(elapsed))
+        log.info("trial %s/%s done: %s %s, best so far %s, elapsed %s", trial_number(trial), self._planned(),
+                 OBJECTIVE, score, best_score, _clock(elapsed))
 
 
-def planned_trials(oracle) -> int | str:
-    """How many trials the search will run: max_trials, or Hyperband's brackets summed (one iteration)."""
-    if hasattr(oracle, "_get_num_brackets"):
+def trial_number(trial) -> int | str:
+    """1-based number of a keras-tuner trial (its ids count from 0)."""
+    return int(trial.trial_id) + 1 if str(trial.trial_id).isdigit() else "?"
+
+
+def planned_trials(oracle, tuner_cfg) -> int | str:
+    """How many trials the search will run: tuner.max_trials, or Hyperband's brackets summed (one iteration)."""
+    if tuner_cfg.name == "hyperband":
+        if not hasattr(oracle, "_get_num_brackets"):
+            return "?"  # a worker's client of the chief's oracle
         brackets = oracle._get_num_brackets()
         return sum(oracle._get_size(b, r) for b in range(brackets) for r in range(oracle._get_num_rounds(b)))
-    return oracle.max_trials if oracle.max_trials else "?"
+    return tuner_cfg.max_trials
 
 
 def _clock(seconds: float) -> str:
