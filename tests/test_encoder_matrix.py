@@ -1,4 +1,5 @@
-"""Every encoder x character option x head builds, trains a step, reloads identically and predicts via pyfunc."""
+"""Every encoder x character option x head builds, trains a step and reloads identically; every encoder x head
+(with the char CNN) also predicts through the pyfunc."""
 
 import itertools
 
@@ -49,6 +50,8 @@ def test_combination(tmp_path, data, encoder, chars, head):
     again = keras.saving.load_model(tmp_path / "m.keras")
     np.testing.assert_array_equal(model.predict_on_batch(x), again.predict_on_batch(x))
 
+    if chars != "cnn":
+        return  # the pyfunc round trip (seconds each) once per encoder and head, with the default char CNN
     save_tagger(model, vocab, str(tmp_path / "pyfunc"))
     tokens = [list(s.tokens) for s in sentences[16:24]]
     tags = mlflow.pyfunc.load_model(str(tmp_path / "pyfunc")).predict(tokens)
