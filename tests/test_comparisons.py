@@ -136,6 +136,16 @@ def test_multirun_is_one_parent_with_a_leaderboard_that_compare_reproduces(tmp_p
     assert (tmp_path / "by_tag" / "leaderboard.md").read_text() == text
 
 
+def test_a_multirun_stopped_by_a_user_error_ends_its_parent_failed(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "experiments.run", "-m", "head=softmax,crf",  # no +encoder=
+                           f"tracking.uri=sqlite:///{tmp_path}/m.db", f"tracking.artifact_location={tmp_path}/mlruns",
+                           f"hydra.sweep.dir={tmp_path}/multirun"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "error: no encoder chosen" in proc.stderr
+    client = MlflowClient(f"sqlite:///{tmp_path}/m.db")
+    runs = client.search_runs([client.get_experiment_by_name("seqlab").experiment_id])
+    assert [(r.data.tags["seqlab.sweep"], r.info.status) for r in runs] == [("parent", "FAILED")]  # never left RUNNING
+
+
 def _fake_runs(uri, groups: dict[str, list[float]], digests=None):
     """Runs logged straight into a real store: head tag, test_entity_f1, test digest."""
     from seqlab import tracking

@@ -325,6 +325,6 @@ def end_sweep_parent(status: str) -> None:
     from mlflow.tracking import MlflowClient
 
     try:
-        MlflowClient().set_terminated(sweep.parent_run_id, status)
+        MlflowClient(sweep.uri or None).set_terminated(sweep.parent_run_id, status)
     except Exception:  # noqa: BLE001 - never mask the interruption itself
         pass

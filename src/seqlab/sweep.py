@@ -35,6 +35,7 @@ class Sweep:
     parent_run_id: str
     name: str
     swept: tuple[str, ...]  # the override keys that take several values
+    uri: str = ""  # the tracking store of the parent run
 
 
 def swept_keys(task_overrides: list[str]) -> tuple[str, ...]:
@@ -65,7 +66,7 @@ def current() -> Sweep | None:
     if not path.exists():
         return None
     info = json.loads(path.read_text())
-    return Sweep(info["run_id"], info["name"], tuple(info["swept"]))
+    return Sweep(info["run_id"], info["name"], tuple(info["swept"]), info.get("uri", ""))
 
 
 def job_details() -> dict[str, str]:
