@@ -40,6 +40,7 @@ def run_job(cfg: DictConfig) -> float:
     """
     from seqlab import interrupts
     from seqlab.store import check_store, describe_failure
+    from seqlab.sweep import end_parent as end_sweep_parent
 
     interrupts.install()
     try:
@@ -57,16 +58,16 @@ def run_job(cfg: DictConfig) -> float:
 
         return train(cfg)["val_entity_f1"]
     except SeqlabError as e:
-        _end_sweep("FAILED")
+        end_sweep_parent("FAILED")
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        _end_sweep("KILLED")
+        end_sweep_parent("KILLED")
         print(f"interrupted ({interrupts.signal_name()}): finished runs and trials are kept in MLflow; "
               "a search continues with tuner.resume=true", file=sys.stderr)
         sys.exit(interrupts.exit_status())
     except MissingMandatoryValue as e:
-        _end_sweep("FAILED")
+        end_sweep_parent("FAILED")
         print(f"error: config key {e.full_key} must be set (it is ??? in conf/)", file=sys.stderr)
         sys.exit(2)
     except Exception as e:
@@ -75,13 +76,3 @@ def run_job(cfg: DictConfig) -> float:
             raise
         print(f"error: {line}", file=sys.stderr)
         sys.exit(1)
-
-
-def _end_sweep(status: str) -> None:
-    """A job that stops the whole multirun (a user error, Ctrl-C) ends the sweep's parent run too."""
-    from seqlab.sweep import current
-
-    if current() is not None:
-        from seqlab.leaderboard import end_sweep_parent
-
-        end_sweep_parent(status)

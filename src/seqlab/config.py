@@ -205,7 +205,7 @@ def _present(cfg: DictConfig, key: str) -> Any:
 
 def check_config(cfg: DictConfig) -> None:
     """Raise ConfigError naming the first bad key. Types are already checked by the schema."""
-    check_known_keys(cfg)
+    known = check_known_keys(cfg)
     if cfg.get("encoder") is None:
         raise ConfigError(f"no encoder chosen: add +encoder=<{'|'.join(ENCODERS)}>, e.g. +encoder=bilstm")
     enc = cfg.encoder
@@ -222,7 +222,6 @@ def check_config(cfg: DictConfig) -> None:
         _check(len(enc.dilations) >= 1 and min(enc.dilations) >= 1, "encoder.dilations", list(enc.dilations), "a non-empty list of integers >= 1")
     _check(0 <= cfg.seed < SEED_LIMIT, "seed", cfg.seed, "an integer in [0, 2**32)")
     _check(0 <= cfg.data.split_seed < SEED_LIMIT, "data.split_seed", cfg.data.split_seed, "an integer in [0, 2**32)")
-    known = schema_keys(cfg)
     for key in cfg.compare.by:
         _check(key in COMPARE_TAGS or key in known or key.startswith(("tags.", "params.")), "compare.by", list(cfg.compare.by),
                f"tags ({', '.join(COMPARE_TAGS)}) or config keys such as words.chars")
@@ -258,8 +257,8 @@ def check_config(cfg: DictConfig) -> None:
 
 
 ENCODER_SCHEMAS = {"bilstm": RNNEncoderConfig, "bigru": RNNEncoderConfig, "cnn": CNNEncoderConfig, "idcnn": IDCNNEncoderConfig}
-FREE_FORM = ("tuner.space", "tracking.tags")
-COMPARE_TAGS = ("encoder", "head", "data", "tuner")  # mappings whose keys are the user's (search dimensions)
+FREE_FORM = ("tuner.space", "tracking.tags")  # mappings whose keys are the user's (search dimensions, tags)
+COMPARE_TAGS = ("encoder", "head", "data", "tuner")  # run tags a leaderboard can group by
 
 
 def schema_keys(cfg: DictConfig) -> set[str]:
@@ -271,7 +270,7 @@ def schema_keys(cfg: DictConfig) -> set[str]:
         tree["encoder"] = OmegaConf.to_container(OmegaConf.structured(ENCODER_SCHEMAS[name]))
     if cfg.get("tuner") is not None:
         tree["tuner"] = OmegaConf.to_container(OmegaConf.structured(TunerConfig))
-    return set(flatten(tree)) | {k for k in _mapping_keys(tree)}
+    return set(flatten(tree)) | set(_mapping_keys(tree))
 
 
 def _mapping_keys(tree: dict, prefix: str = "") -> list[str]:
@@ -283,10 +282,11 @@ def _mapping_keys(tree: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def check_known_keys(cfg: DictConfig) -> None:
+def check_known_keys(cfg: DictConfig) -> set[str]:
     """Refuse keys the schema does not define (a `+key=value` typo), suggesting the closest real key.
 
     `+group=option` for a documented group (encoder, tuner, experiment) is not a key and stays allowed.
+    Returns the schema's keys.
     """
     known = schema_keys(cfg)
     for key in _leaf_keys(OmegaConf.to_container(cfg, resolve=False)):
@@ -297,6 +297,7 @@ def check_known_keys(cfg: DictConfig) -> None:
         close = closest_key(key, known)
         hint = f"; did you mean {close}?" if close else "; see the keys with --cfg job"
         raise ConfigError(f"config key {key} does not exist (a '+' override cannot add new keys){hint}")
+    return known
 
 
 SYNONYMS = {"learning_rate": "lr", "epoch": "epochs", "batch": "batch_size", "hidden": "units", "hidden_size": "units",

@@ -31,11 +31,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from seqlab import stats
+from seqlab.config import COMPARE_TAGS
 from seqlab.errors import SeqlabError
 from seqlab.sweep import override_key
 
 log = logging.getLogger("seqlab")
-TAG_KEYS = ("encoder", "head", "data", "tuner")
 DEFAULT_METRIC = "test_entity_f1"
 PREDICTIONS = "test_predictions.jsonl"
 
@@ -101,7 +101,7 @@ def group_value(run, key: str) -> str:
         return run.data.tags.get(key[5:], "?")
     if key.startswith("params."):
         return run.data.params.get(key[7:], "?")
-    if key in TAG_KEYS and key in run.data.tags:
+    if key in COMPARE_TAGS and key in run.data.tags:
         return run.data.tags[key]
     for candidate in (key, f"{key}.name"):
         if candidate in run.data.params:
@@ -313,18 +313,3 @@ def register_best(client, runs: list, name: str, parent_id: str, metric: str = "
     client.set_registered_model_alias(name, "champion", version.version)
     client.set_tag(parent_id, "champion", f"models:/{name}/{version.version} ({best.info.run_name})")
     print(f"registered {best.info.run_name} ({metric} {best.data.metrics[metric]:.4f}) as models:/{name}@champion", flush=True)
-
-
-def end_sweep_parent(status: str) -> None:
-    """Mark the current multirun's parent run `status` (e.g. KILLED after Ctrl-C), if there is one."""
-    from seqlab.sweep import current
-
-    sweep = current()
-    if sweep is None:
-        return
-    from mlflow.tracking import MlflowClient
-
-    try:
-        MlflowClient(sweep.uri or None).set_terminated(sweep.parent_run_id, status)
-    except Exception:  # noqa: BLE001 - never mask the interruption itself
-        pass

@@ -137,7 +137,7 @@ def evaluate_and_log(cfg: DictConfig, data: Data, built: Built) -> dict:
     if cfg.tracking.log_model:
         # A sweep registers only its best job's model, when it ends (seqlab.leaderboard.finish_sweep).
         register_as = None if sweep.current() is not None else cfg.tracking.get("register_as")
-        name = f"{cfg.encoder.name}-{cfg.head.name}-{data.corpus.name}"
+        name = sweep.tagger_name(cfg, data.corpus.name)
         info = log_tagger(built.model, built.vocab, cfg.data.train_scheme, name=name,
                           input_example=[list(s.tokens) for s in data.corpus.test[:2]], registered_model_name=register_as)
         uri = f"runs:/{mlflow.active_run().info.run_id}/{name}"

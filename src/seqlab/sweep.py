@@ -69,6 +69,22 @@ def current() -> Sweep | None:
     return Sweep(info["run_id"], info["name"], tuple(info["swept"]), info.get("uri", ""))
 
 
+def end_parent(status: str) -> None:
+    """Mark the current multirun's parent run `status` (FAILED after a user error, KILLED after Ctrl-C).
+
+    A job that stops the whole multirun calls it, so the parent is never left RUNNING. No-op outside a sweep.
+    """
+    sweep = current()
+    if sweep is None:
+        return
+    from mlflow.tracking import MlflowClient
+
+    try:
+        MlflowClient(sweep.uri or None).set_terminated(sweep.parent_run_id, status)
+    except Exception:  # noqa: BLE001 - never mask the error or the interruption itself
+        pass
+
+
 def job_details() -> dict[str, str]:
     """This Hydra job's overrides and output directory, as run tags (empty without Hydra)."""
     try:
@@ -80,9 +96,14 @@ def job_details() -> dict[str, str]:
     return {"hydra.overrides": " ".join(hydra_cfg.overrides.task)[:5000], "hydra.output_dir": str(hydra_cfg.runtime.output_dir)}
 
 
+def tagger_name(cfg: DictConfig, data_name: str) -> str:
+    """`<encoder>-<head>-<data>`: what a tagger is; the logged model's name and every run name's start."""
+    return f"{cfg.encoder.name}-{cfg.head.name}-{data_name}"
+
+
 def run_name(cfg: DictConfig, data_name: str, sweep: Sweep | None) -> str:
     """`<encoder>-<head>-<data>`, plus what the sweep varies besides those, e.g. `bilstm-crf-wnut16-seed3`."""
-    name = f"{cfg.encoder.name}-{cfg.head.name}-{data_name}"
+    name = tagger_name(cfg, data_name)
     if sweep is None:
         return name
     for key in sweep.swept:

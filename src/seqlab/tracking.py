@@ -35,14 +35,15 @@ def use_experiment(uri: str, experiment: str, artifact_location: str | None = No
         return _use_experiment(experiment, artifact_location)
 
 
-EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}  # the UI opens on the training runs
+KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"  # MLflow's record of the experiment type
 
 
 def _use_experiment(experiment: str, artifact_location: str | None) -> str:
     found = mlflow.get_experiment_by_name(experiment)
     if found is None:
         try:
-            experiment_id = mlflow.create_experiment(experiment, artifact_location=artifact_location, tags=EXPERIMENT_KIND)
+            experiment_id = mlflow.create_experiment(experiment, artifact_location=artifact_location,
+                                             tags={KIND_TAG: MODEL_TRAINING})
         except MlflowException:  # another process created it first
             found = mlflow.get_experiment_by_name(experiment)
             if found is None:
@@ -50,8 +51,8 @@ def _use_experiment(experiment: str, artifact_location: str | None) -> str:
             experiment_id = found.experiment_id
     else:
         experiment_id = found.experiment_id
-        if "mlflow.experimentKind" not in found.tags:  # made before seqlab set it, or by hand
-            mlflow.tracking.MlflowClient().set_experiment_tag(experiment_id, *next(iter(EXPERIMENT_KIND.items())))
+        if KIND_TAG not in found.tags:  # made before seqlab set it, or by hand
+            mlflow.tracking.MlflowClient().set_experiment_tag(experiment_id, KIND_TAG, MODEL_TRAINING)
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
 
@@ -128,10 +129,14 @@ def set_champion(name: str, version: str | int) -> None:
     log.info("registered model %s version %s is now models:/%s@champion", name, version, name)
 
 
+def config_params(cfg: DictConfig, prefix: str = "") -> dict[str, str]:
+    """The flattened resolved config as MLflow params (strings; None as "null"), keys under `prefix`."""
+    return {f"{prefix}{k}": ("null" if v is None else str(v)) for k, v in flatten(cfg).items()}
+
+
 def log_config(cfg: DictConfig, prefix: str = "", artifact: str = "config.yaml") -> None:
     """Params: the flattened resolved config (keys under `prefix`). Artifact: `artifact` (YAML)."""
-    params = {f"{prefix}{k}": ("null" if v is None else str(v)) for k, v in flatten(cfg).items()}
-    mlflow.log_params(params)
+    mlflow.log_params(config_params(cfg, prefix))
     mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), artifact)
 
 

@@ -25,7 +25,6 @@ import mlflow
 from omegaconf import DictConfig
 
 from seqlab import interrupts, sweep, tracking
-from seqlab.config import flatten
 from seqlab.errors import ConfigError
 from seqlab.pipeline import Built, Data, build, evaluate_and_log, fit_model, log_data, prepare_data, reset
 from seqlab.search_space import Dimension, apply_values, parse_space
@@ -87,7 +86,7 @@ class MLflowTrials:
         started = time.perf_counter()
         try:
             with tracking.ending(run):
-                params = {k: ("null" if v is None else str(v)) for k, v in flatten(trial_cfg).items()}
+                params = tracking.config_params(trial_cfg)
                 params.update({k: str(v) for k, v in hp.values.items() if k not in params})  # head, tuner/epochs, ...
                 mlflow.log_params(params)
                 result = super().run_trial(trial, *args, **kwargs)
