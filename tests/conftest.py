@@ -24,6 +24,33 @@ def compose(overrides: list[str]):
         return hydra_compose(config_name="config", overrides=overrides)
 
 
+def free_port() -> int:
+    """A loopback port with nothing listening on it (for servers the tests start)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 120, proc=None) -> None:
+    """Wait until `url` answers; if the server process `proc` exits first, fail with its stderr."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            if proc is not None and proc.poll() is not None:
+                raise AssertionError(f"the server behind {url} exited: {(proc.stderr.read() if proc.stderr else '')[-2000:]}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{url} did not answer within {timeout:.0f}s")
+            time.sleep(0.5)
+
+
 def tiny_overrides(tmp_path: Path, *extra: str) -> list[str]:
     """A run that takes seconds: few sentences, small layers, one epoch, a private MLflow store."""
     return [

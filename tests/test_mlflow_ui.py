@@ -6,16 +6,13 @@ in the table, next to the run's named, registered model.
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import REPO
+from conftest import REPO, free_port, wait_http
 
 CHROMIUM = shutil.which("chromium")
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -39,20 +36,11 @@ def test_runs_page_shows_f1_columns_and_the_registered_model(tmp_path):
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     run = client.search_runs([experiment.experiment_id])[0]
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     ui = subprocess.Popen(["mlflow", "ui", "--port", str(port)], cwd=tmp_path, env=env,
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "mlflow ui did not start"
-                time.sleep(0.5)
+        wait_http(f"http://127.0.0.1:{port}/health")
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
             page = browser.new_page(viewport={"width": 1600, "height": 1000})

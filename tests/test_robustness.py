@@ -7,14 +7,13 @@ import socket
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import REPO, compose, tiny_overrides
+from conftest import REPO, compose, free_port, tiny_overrides
 from seqlab.config import check_config
 from seqlab.errors import ConfigError, DataError
 
@@ -70,9 +69,7 @@ def test_plus_typo_on_the_command_line_is_one_line_and_exit_2(tmp_path):
 
 # ---------------------------------------------------------------- the tracking store
 def test_unreachable_server_is_one_line_within_15_seconds(tmp_path):
-    with socket.socket() as s:  # a port with nothing listening
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # nothing listens there
     started = time.monotonic()
     proc = run_cli("+encoder=bilstm", f"tracking.uri=http://127.0.0.1:{port}", timeout=60)
     assert time.monotonic() - started < 15 and proc.returncode == 2

@@ -2,7 +2,6 @@
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -11,7 +10,7 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import REPO, compose, tiny_overrides
+from conftest import REPO, compose, free_port, tiny_overrides, wait_http
 from seqlab.errors import ConfigError
 
 TINY = ["data.limit=50", "words.dim=8", "words.char_filters=4", "tuner.epochs=2", "tuner.patience=2"]
@@ -183,25 +182,6 @@ def test_search_stopped_by_sigterm_resumes_without_repeating_finished_trials(tmp
     assert len(parents) == 1  # the resumed search continues the same parent run
     parent = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_run(parents.pop())
     assert parent.info.status == "FINISHED" and "test_entity_f1" in parent.data.metrics
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url, timeout=120):
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(url)
 
 
 def test_distributed_search_chief_two_workers_and_mlflow_server(tmp_path):

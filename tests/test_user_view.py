@@ -4,7 +4,6 @@ The search's `trial k/N` lines and final table are checked in test_tuning.test_r
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,13 +12,7 @@ import urllib.request
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from conftest import REPO, tiny_overrides
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from conftest import REPO, free_port, wait_http
 
 
 def test_debug_fast_preset_runs_a_small_quiet_experiment(tmp_path):
@@ -52,15 +45,7 @@ def test_mlflow_models_serve_answers_a_curl_payload(tmp_path, tiny_cfg):
                                "-h", "127.0.0.1", "-p", str(port)], env=env, cwd=tmp_path,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
-                break
-            except OSError:
-                assert server.poll() is None, server.stderr.read()[-2000:]
-                assert time.monotonic() < deadline, "mlflow models serve did not start"
-                time.sleep(0.5)
+        wait_http(f"http://127.0.0.1:{port}/ping", timeout=180, proc=server)
         payload = {"inputs": [["EU", "rejects", "German", "call"], ["Paris"], []]}
         request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=json.dumps(payload).encode(),
                                          headers={"Content-Type": "application/json"})
