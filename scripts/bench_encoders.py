@@ -13,23 +13,18 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import time
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
 
 import keras  # noqa: E402
 
-from conftest import compose  # noqa: E402
+from seqlab.compose import compose  # noqa: E402
 from seqlab.data import load_corpus  # noqa: E402
-from seqlab.data.vocab import Vocabulary  # noqa: E402
-from seqlab.inference import TagPredictor  # noqa: E402
-from seqlab.model import build_tagger  # noqa: E402
-from seqlab.pipeline import model_spec  # noqa: E402
-from seqlab.training import BucketedBatches, as_dataset  # noqa: E402
+from seqlab.model.backend import as_dataset  # noqa: E402
+from seqlab.pipeline import Data, build  # noqa: E402
+from seqlab.task import TaggingTask  # noqa: E402
+from seqlab.training import BucketedBatches  # noqa: E402
 
 
 def measure(encoder: str, epochs: int) -> tuple[float, float, int]:
@@ -37,20 +32,18 @@ def measure(encoder: str, epochs: int) -> tuple[float, float, int]:
     keras.backend.clear_session()
     keras.utils.set_random_seed(0)
     corpus = load_corpus(cfg.data)
-    vocab = Vocabulary.build(corpus.train)
-    model = build_tagger(model_spec(cfg, vocab))
-    model.compile(optimizer="adam")
-    dataset = as_dataset(BucketedBatches(corpus.train, vocab, 32, seed=0))
+    model = build(cfg, Data(corpus, corpus.train)).model
+    task: TaggingTask = model.task
+    dataset = as_dataset(BucketedBatches(corpus.train, task, 32, seed=0))
     for _ in range(epochs - 1):
         model.fit(dataset, epochs=1, verbose=0, shuffle=False)
     start = time.perf_counter()
     model.fit(dataset, epochs=1, verbose=0, shuffle=False)
     train_rate = len(corpus.train) / (time.perf_counter() - start)
     tokens = [list(s.tokens) for s in corpus.train]
-    predictor = TagPredictor(model, vocab, 256)
-    predictor.predict(tokens)  # warm-up: traces the decoder
+    model.tag(tokens)  # warm-up: traces the decoder
     start = time.perf_counter()
-    predictor.predict(tokens)
+    model.tag(tokens)
     return train_rate, len(tokens) / (time.perf_counter() - start), model.count_params()
 
 

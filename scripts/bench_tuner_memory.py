@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from mlflow.tracking import MlflowClient  # noqa: E402
 
-from conftest import compose  # noqa: E402
+from seqlab.compose import compose  # noqa: E402
 from seqlab.tuning import search  # noqa: E402
 
 
@@ -29,13 +26,14 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=20)
     args = parser.parse_args()
     tmp = tempfile.mkdtemp(prefix="seqlab-rss-")
-    cfg = compose([
+    overrides = [
         "+encoder=bilstm", "+tuner=random", "tuner_space@tuner.space=smoke", f"tuner.max_trials={args.trials}",
         "tuner.epochs=2", "data.limit=400", "tracking.log_model=false",
         f"tracking.uri=sqlite:///{tmp}/mlflow.db", f"tracking.artifact_location={tmp}/mlruns",
         f"tuner.directory={tmp}/tuner",
-    ])
-    parent = search(cfg, f"{tmp}/tuner")["run_id"]
+    ]
+    cfg = compose(overrides)
+    parent = search(cfg, f"{tmp}/tuner", overrides)["run_id"]
     client = MlflowClient(cfg.tracking.uri)
     exp = client.get_run(parent).info.experiment_id
     trials = [r for r in client.search_runs([exp]) if r.data.tags.get("mlflow.parentRunId") == parent]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import REPO, compose, tiny_overrides
+from seqlab.testing import REPO, compose, tiny_overrides
 from seqlab import stats
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from seqlab.constraints import allowed_transitions
+from seqlab.crf.constraints import allowed_transitions
 from seqlab.crf import CRF
 
 LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from conftest import REPO, SHARED_DATA, compose
+from seqlab.testing import REPO, SHARED_DATA, compose
 from seqlab.data.corpus import split_stats
 from seqlab.data.sources import load_corpus, training_sentences, unseen_tags
 from seqlab.errors import DataError
@@ -30,7 +30,11 @@ def test_conll_without_dev_splits_it_from_train_by_seed(tmp_path):
 def test_bioes_training_scheme_and_max_len_truncate_training_only(tmp_path):
     cfg = conll_cfg(tmp_path, "data.train_scheme=bioes", "data.max_len=3")
     corpus = load_corpus(cfg.data, seed=1)
-    train = training_sentences(corpus.train, "bioes", 3)
+    from seqlab.data.corpus import Sentence
+    from seqlab.task import TaggingTask
+
+    task = TaggingTask("ner", {"words": [], "chars": [], "labels": []}, "bioes")
+    train = [Sentence(s.tokens, tuple(task.to_training(s.tags))) for s in training_sentences(corpus.train, 3)]
     assert max(len(s) for s in train) == 3
     assert {t for s in train for t in s.tags} == {"S-ORG", "O", "S-MISC", "B-PER", "E-PER"}
     assert len(corpus.test[0]) == 2  # evaluation data untouched

@@ -8,11 +8,14 @@ import mlflow
 import numpy as np
 import pytest
 
+from omegaconf import OmegaConf
+
+from seqlab.config import WordsConfig
 from seqlab.data import embedded
 from seqlab.data.schemes import to_iob2
-from seqlab.data.vocab import Vocabulary
 from seqlab.model import build_tagger
 from seqlab.pyfunc_model import save_tagger
+from seqlab.task import TaggingTask
 
 ENCODERS = {
     "bilstm": dict(name="bilstm", layers=2, units=4, dropout=0.1, recurrent_dropout=0.0),
@@ -27,21 +30,17 @@ WORDS = dict(dim=8, dropout=0.1, word_dropout=0.1, char_dim=4, char_filters=5, c
 @pytest.fixture(scope="module")
 def data():
     sentences = embedded.read_embedded_wnut16()[:48]
-    vocab = Vocabulary.build(sentences)
-    x = vocab.encode_tokens([s.tokens for s in sentences[:16]])
-    y = vocab.encode_tags([s.tags for s in sentences[:16]], x["words"].shape[1])
-    return sentences, vocab, x, y
+    task = TaggingTask.build("ner", sentences, OmegaConf.structured(WordsConfig), "iob2")
+    x = task.encode_tokens([s.tokens for s in sentences[:16]])
+    y = task.encode_tags([s.tags for s in sentences[:16]], x["words"].shape[1])
+    return sentences, task, x, y
 
 
 @pytest.mark.parametrize("encoder, chars, head", list(itertools.product(ENCODERS, ["none", "cnn", "lstm"], ["softmax", "crf"])))
 def test_combination(tmp_path, data, encoder, chars, head):
-    sentences, vocab, x, y = data
+    sentences, task, x, y = data
     keras.backend.clear_session()
-    spec = {
-        "num_words": len(vocab.words), "num_chars": len(vocab.chars), "labels": vocab.labels, "scheme": "iob2",
-        "words": {**WORDS, "chars": chars}, "encoder": ENCODERS[encoder], "head": {"name": head, "constrained": True},
-    }
-    model = build_tagger(spec)
+    model = build_tagger(task, {**WORDS, "chars": chars}, ENCODERS[encoder], {"name": head, "constrained": True})
     model.compile(optimizer="adam")
     loss = model.train_on_batch(x, y)
     assert np.isfinite(loss)
@@ -52,11 +51,12 @@ def test_combination(tmp_path, data, encoder, chars, head):
 
     if chars != "cnn":
         return  # the pyfunc round trip (seconds each) once per encoder and head, with the default char CNN
-    save_tagger(model, vocab, str(tmp_path / "pyfunc"))
+    save_tagger(model, str(tmp_path / "pyfunc"))
     tokens = [list(s.tokens) for s in sentences[16:24]]
     tags = mlflow.pyfunc.load_model(str(tmp_path / "pyfunc")).predict(tokens)
     assert [len(t) for t in tags] == [len(s) for s in tokens]
-    assert {t for seq in tags for t in seq} <= set(vocab.labels)
-    expected = model.predict_on_batch(vocab.encode_tokens(tokens))
+    assert {t for seq in tags for t in seq} <= set(task.labels)
+    expected = model.predict_on_batch(task.encode_tokens(tokens))
     # The pyfunc returns valid IOB2: a stray I- after O (softmax head) becomes B-, as conlleval reads it.
-    assert tags == [to_iob2([vocab.labels[i] for i in row[: len(s)]]) for row, s in zip(expected, tokens)]
+    assert tags == [to_iob2([task.labels[i] for i in row[: len(s)]]) for row, s in zip(expected, tokens)]
+    assert tags == again.tag(tokens)  # the reloaded .keras file alone tags the same

@@ -12,7 +12,7 @@ import sys
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import REPO, free_port, wait_http
+from seqlab.testing import REPO, free_port, wait_http
 
 CHROMIUM = shutil.which("chromium")
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from keras import ops
 
+from seqlab.data.vocab import PAD, UNK, Vocabulary
 from seqlab.model import build_tagger
 from seqlab.model.encoders import CNNEncoder, IDCNNEncoder, RNNEncoder
 from seqlab.model.heads import argmax_decode, softmax_loss
@@ -42,17 +43,20 @@ def test_encoders_do_not_let_padding_leak_into_real_tokens(encoder):
     np.testing.assert_allclose(long[1, :3], short[1, :3], atol=1e-5)
 
 
-SPEC = dict(
-    num_words=30, num_chars=12, labels=["O", "B-PER", "I-PER"], scheme="iob2",
-    words=dict(dim=8, dropout=0.0, chars="cnn", char_dim=4, char_filters=5, char_kernel=3),
-    encoder=dict(name="bilstm", layers=1, units=4, dropout=0.0, recurrent_dropout=0.0),
-    head=dict(name="crf", constrained=True),
-)
+WORDS = dict(dim=8, dropout=0.0, chars="cnn", char_dim=4, char_filters=5, char_kernel=3)
+ENCODER = dict(name="bilstm", layers=1, units=4, dropout=0.0, recurrent_dropout=0.0)
+
+
+def small_task():
+    from seqlab.task import TaggingTask
+
+    vocab = Vocabulary([PAD, UNK, *(f"w{i}" for i in range(28))], [PAD, UNK, *"abcdefghij"], ["O", "B-PER", "I-PER"])
+    return TaggingTask("ner", vocab, "iob2")
 
 
 @pytest.mark.parametrize("head", ["crf", "softmax"])
 def test_tagger_trains_saves_and_reloads_with_identical_predictions(tmp_path, head):
-    model = build_tagger({**SPEC, "head": {"name": head, "constrained": head == "crf"}})
+    model = build_tagger(small_task(), WORDS, ENCODER, {"name": head, "constrained": head == "crf"})
     model.compile(optimizer="adam")
     rng = np.random.default_rng(2)
     x = {"words": np.array([[3, 4, 5, 0], [6, 7, 0, 0]], "int32"), "chars": rng.integers(1, 12, (2, 4, 3)).astype("int32")}

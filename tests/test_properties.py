@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from conftest import compose
+from seqlab.testing import compose
 from seqlab.data.conll import ColumnFormat, read_conll
 
 ALPHABET = string.ascii_letters + string.digits + ".,-'&@#éüßжΩ中"
@@ -115,8 +115,8 @@ def test_train_step_predict_pyfunc_and_score_never_crash(tmp_path_factory, encod
     def check(data, train_scheme):
         import mlflow.pyfunc
 
+        from seqlab.data.corpus import Sentence
         from seqlab.evaluation import entity_scores
-        from seqlab.inference import TagPredictor
         from seqlab.pipeline import build, prepare_data, reset
         from seqlab.pyfunc_model import save_tagger
         from seqlab.training import BucketedBatches, fit
@@ -131,16 +131,18 @@ def test_train_step_predict_pyfunc_and_score_never_crash(tmp_path_factory, encod
         reset(cfg.seed)
         data_ = prepare_data(cfg)
         built = build(cfg, data_)
-        fit(built.model, BucketedBatches(data_.train, built.vocab, 4, cfg.seed), 1, [])
+        task = built.task
+        train = [Sentence(s.tokens, tuple(task.to_training(s.tags))) for s in data_.train]
+        fit(built.model, BucketedBatches(train, task, 4, cfg.seed), 1, lambda: 0.0, task.monitor, patience=1)
         tokens = [list(s.tokens) for s in data_.corpus.test]
-        predicted = TagPredictor(built.model, built.vocab, 8, train_scheme).predict(tokens)
+        predicted = built.model.tag(tokens, 8)
         assert [len(p) for p in predicted] == [len(t) for t in tokens]
         labels = {"O"} | {t for s in data_.corpus.train for t in s.tags}
         assert all(t in labels for p in predicted for t in p)  # IOB2 tags the model knows
         scores = entity_scores([list(s.tags) for s in data_.corpus.test], predicted)
         assert 0.0 <= scores["entity_f1"] <= 1.0
         if encoder == "bilstm" and head == "crf":  # test_encoder_matrix reloads every pair through the pyfunc
-            save_tagger(built.model, built.vocab, str(folder / "model"), train_scheme)
+            save_tagger(built.model, str(folder / "model"))
             reloaded = mlflow.pyfunc.load_model(str(folder / "model"))
             assert reloaded.predict(tokens) == predicted
             assert [len(p) for p in reloaded.predict([t[:1] for t in tokens] + [[]])] == [1] * len(tokens) + [0]

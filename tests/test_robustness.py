@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import REPO, compose, free_port, tiny_overrides
+from seqlab.testing import REPO, compose, free_port, tiny_overrides
 from seqlab.config import check_config
 from seqlab.errors import ConfigError, DataError
 

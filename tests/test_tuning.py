@@ -10,16 +10,31 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import REPO, compose, free_port, tiny_overrides, wait_http
 from seqlab.errors import ConfigError
+from seqlab.testing import REPO, compose, free_port, tiny_overrides, wait_http
 
 TINY = ["data.limit=50", "words.dim=8", "words.char_filters=4", "tuner.epochs=2", "tuner.patience=2"]
 SMALL_SPACE = ["tuner_space@tuner.space=smoke"]
 
 
+def search_args(tmp_path, tuner="random", *extra):
+    return ["+encoder=bilstm", f"+tuner={tuner}", *tiny_overrides(tmp_path, *TINY), *SMALL_SPACE,
+            f"tuner.directory={tmp_path}/tuner", *extra]
+
+
 def search_cfg(tmp_path, tuner="random", *extra):
-    return compose(["+encoder=bilstm", f"+tuner={tuner}", *tiny_overrides(tmp_path, *TINY), *SMALL_SPACE,
-                    f"tuner.directory={tmp_path}/tuner", *extra])
+    return compose(search_args(tmp_path, tuner, *extra))
+
+
+def run_search(tmp_path, tuner="random", *extra, space=None):
+    """A search as the entry point runs it: the config and the overrides it came from."""
+    from seqlab.tuning import search
+
+    args = search_args(tmp_path, tuner, *extra)
+    cfg = compose(args)
+    if space is not None:
+        with_space(cfg, space)
+    return cfg, search(cfg, str(tmp_path / "tuner"), args)
 
 
 def trial_runs(client, parent_id):
@@ -37,7 +52,12 @@ def with_space(cfg, space: dict):
 @pytest.mark.parametrize(
     "space, message",
     [
-        ({"encoder.unitz": {"type": "int", "min": 1, "max": 4}}, "unknown config key 'encoder.unitz'"),
+        ({"encoder.unitz": {"type": "int", "min": 1, "max": 4}}, "no encoder option has a key 'unitz'"),
+        ({"optimizer.lrate": {"type": "float", "min": 0.1, "max": 0.4}}, "unknown config key 'optimizer.lrate'"),
+        ({"encoder": {"type": "choice", "values": ["bilstm", "transformer"]}}, "values must be a choice among .* not transformer"),
+        ({"task": {"type": "choice", "values": ["ner", "pos"]}}, "task cannot be searched"),
+        ({"encoder": {"type": "choice", "values": ["cnn", "idcnn"]}, "encoder.units": {"type": "int", "min": 4, "max": 8}},
+         "none of the searched encoder options \\(cnn, idcnn\\) has a key 'units'"),
         ({"optimizer.lr": {"type": "float", "min": 0, "max": 1, "sampling": "log"}}, "log sampling needs min > 0"),
         ({"encoder.units": {"type": "int", "min": 8, "max": 8}}, "needs numbers min < max"),
         ({"head": {"type": "maybe"}}, "is not one of float, int, choice, bool"),
@@ -52,22 +72,25 @@ def test_bad_search_space_is_refused_before_training(tmp_path, space, message):
         check_config(with_space(search_cfg(tmp_path), space))
 
 
-def test_bad_space_from_the_command_line_is_one_line(tmp_path):
+def test_a_space_value_no_config_accepts_is_one_line_before_training(tmp_path):
+    """A user's own space file (on Hydra's search path) whose values make configs the schema refuses."""
+    (tmp_path / "conf" / "tuner_space").mkdir(parents=True)
+    (tmp_path / "conf" / "tuner_space" / "mine.yaml").write_text(
+        "optimizer.lr: {type: float, min: 0.001, max: 0.01}\ntrainer.epochs: {type: choice, values: [1, many]}\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "experiments.run", "+encoder=cnn", "+tuner=bayesian", f"tracking.uri=sqlite:///{tmp_path}/m.db"],
+        [sys.executable, "-m", "experiments.run", "+encoder=cnn", "+tuner=bayesian", f"hydra.searchpath=[file://{tmp_path}/conf]",
+         "tuner_space@tuner.space=mine", f"tracking.uri=sqlite:///{tmp_path}/m.db", f"hydra.run.dir={tmp_path}/out"],
         cwd=REPO, capture_output=True, text=True, timeout=120,
     )
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip().splitlines()[-1] == "error: tuner.space.encoder.units: unknown config key 'encoder.units'"
-    assert not (tmp_path / "m.db").exists()
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: tuner.space gives a trial with trainer.epochs=many, which is refused:"), last
+    assert "trainer.epochs" in last and not (tmp_path / "m.db").exists()
 
 
 def test_random_search_records_parent_and_trials(tmp_path, caplog, capsys):
-    from seqlab.tuning import search
-
-    cfg = search_cfg(tmp_path, "random", "tuner.max_trials=3", "tracking.register_as=wnut-search")
     with caplog.at_level("INFO", logger="seqlab"):
-        result = search(cfg, str(tmp_path / "tuner"))
+        cfg, result = run_search(tmp_path, "random", "tuner.max_trials=3", "tracking.register_as=wnut-search")
     # The terminal counts: trial k/N as each starts, a line as each ends, a table of the best at the end.
     lines = [r.getMessage() for r in caplog.records]
     assert [ln.split(" (id")[0] for ln in lines if ln.startswith("trial ") and "(id" in ln] == ["trial 1/3", "trial 2/3", "trial 3/3"]
@@ -106,10 +129,7 @@ def test_random_search_records_parent_and_trials(tmp_path, caplog, capsys):
 
 
 def test_hyperband_search_runs_its_brackets(tmp_path):
-    from seqlab.tuning import search
-
-    cfg = search_cfg(tmp_path, "hyperband", "tuner.epochs=2", "tuner.factor=2", "tracking.log_model=false")
-    result = search(cfg, str(tmp_path / "tuner"))
+    cfg, result = run_search(tmp_path, "hyperband", "tuner.epochs=2", "tuner.factor=2", "tracking.log_model=false")
     client = MlflowClient(cfg.tracking.uri)
     trials = trial_runs(client, result["run_id"])
     assert len(trials) >= 3 and all(t.info.status == "FINISHED" for t in trials)
@@ -118,35 +138,40 @@ def test_hyperband_search_runs_its_brackets(tmp_path):
 
 
 def test_same_seed_gives_same_trial_sequence(tmp_path):
-    from seqlab.tuning import search
-
     sequences = []
     for name in ("a", "b"):
-        cfg = search_cfg(tmp_path / name, "bayesian", "tuner.max_trials=2", "tuner.epochs=1", "tracking.log_model=false")
+        cfg, result = run_search(tmp_path / name, "bayesian", "tuner.max_trials=2", "tuner.epochs=1", "tracking.log_model=false")
         client = MlflowClient(cfg.tracking.uri)
-        parent = search(cfg, str(tmp_path / name / "tuner"))["run_id"]
+        parent = result["run_id"]
         runs = sorted(trial_runs(client, parent), key=lambda r: int(r.data.tags["trial_id"]))
         sequences.append([(r.data.params["encoder.units"], r.data.params["optimizer.lr"], r.data.params["head"]) for r in runs])
     assert sequences[0] == sequences[1] and len(set(sequences[0])) == 2
 
 
-def test_failing_and_nan_trials_are_recorded_failed_and_the_search_goes_on(tmp_path):
-    from seqlab.tuning import search
-
-    cfg = compose(["+encoder=bilstm", "+tuner=grid", *tiny_overrides(tmp_path, *TINY), "optimizer.clipnorm=null",
-                   f"tuner.directory={tmp_path}/tuner", "tuner.max_trials=4", "tracking.log_model=false"])
-    with_space(cfg, {"optimizer.lr": {"type": "choice", "values": [0.002, 1.0e38]},
-                     "optimizer.name": {"type": "choice", "values": ["sgd", "nosuch"]}})
-    result = search(cfg, str(tmp_path / "tuner"))
+def test_nan_trials_are_recorded_failed_and_the_search_goes_on(tmp_path):
+    space = {"optimizer.lr": {"type": "choice", "values": [0.002, 1.0e38]},
+             "optimizer.name": {"type": "choice", "values": ["sgd", "adam"]}}
+    cfg, result = run_search(tmp_path, "grid", "optimizer.clipnorm=null", "tuner.max_trials=4", "tracking.log_model=false",
+                             space=space)
     client = MlflowClient(cfg.tracking.uri)
     runs = trial_runs(client, result["run_id"])
     by_values = {(r.data.params["optimizer.lr"], r.data.params["optimizer.name"]): r for r in runs}
     assert len(by_values) == 4
     assert by_values[("0.002", "sgd")].info.status == "FINISHED"
-    assert by_values[("1e+38", "sgd")].info.status == "FAILED" and "NaN" in by_values[("1e+38", "sgd")].data.tags["error"]
-    assert by_values[("0.002", "nosuch")].info.status == "FAILED"
+    for name in ("sgd", "adam"):
+        assert by_values[("1e+38", name)].info.status == "FAILED" and "NaN" in by_values[("1e+38", name)].data.tags["error"]
     parent = client.get_run(result["run_id"])
-    assert parent.info.status == "FINISHED" and parent.data.metrics["trials_failed"] == 3
+    assert parent.info.status == "FINISHED" and parent.data.metrics["trials_failed"] == 2
+
+
+def test_a_space_value_that_fails_check_config_is_refused_before_any_trial(tmp_path):
+    from seqlab.tuning import search
+
+    args = search_args(tmp_path, "random")
+    cfg = with_space(compose(args), {"optimizer.name": {"type": "choice", "values": ["sgd", "nosuch"]}})
+    with pytest.raises(ConfigError, match=r"optimizer.name=nosuch, which is refused: config key optimizer.name='nosuch'"):
+        search(cfg, str(tmp_path / "tuner"), args)
+    assert not (tmp_path / "mlflow.db").exists()
 
 
 def finished_trials(db):
@@ -225,3 +250,50 @@ def test_distributed_search_chief_two_workers_and_mlflow_server(tmp_path):
                 p.kill()
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_trial_overrides_swap_a_whole_group_and_drop_keys_the_new_option_lacks():
+    from seqlab.search_space import trial_overrides
+
+    base = ["+encoder=bilstm", "encoder.units=50", "encoder.dropout=0.3", "head=crf", "trainer.epochs=2"]
+    out = trial_overrides(base, {"encoder": "cnn", "head": "softmax", "optimizer.lr": 0.001, "tuner/epochs": 2})
+    assert out == ["encoder.dropout=0.3", "trainer.epochs=2", "+encoder=cnn", "head=softmax", "++optimizer.lr=0.001"]
+    cfg = compose(out)
+    assert cfg.encoder.name == "cnn" and "units" not in cfg.encoder and cfg.encoder.filters == 200
+    assert cfg.encoder.dropout == 0.3 and cfg.head.name == "softmax" and cfg.optimizer.lr == 0.001
+    kept = trial_overrides(base, {"encoder": "bigru", "encoder.units": 8, "words.chars": "lstm"})
+    cfg = compose(kept)
+    assert cfg.encoder.name == "bigru" and cfg.encoder.units == 8 and cfg.words.chars == "lstm"
+
+
+def test_the_default_space_works_with_every_encoder():
+    from seqlab.search_space import left_out, parse_space
+
+    for encoder in ("bilstm", "bigru", "cnn", "idcnn"):
+        cfg = compose([f"+encoder={encoder}", "+tuner=random"])
+        keys = {d.key for d in parse_space(cfg)}
+        recurrent = encoder in ("bilstm", "bigru")
+        assert ("encoder.units" in keys) == recurrent and {"optimizer.lr", "encoder.dropout", "head"} <= keys
+        assert bool(left_out(cfg, parse_space(cfg))) != recurrent
+
+
+def test_a_search_over_encoders_and_heads_runs_trials_of_every_kind(tmp_path):
+    space = {"encoder": {"type": "choice", "values": ["bilstm", "cnn", "idcnn"]},
+             "head": {"type": "choice", "values": ["softmax", "crf"]},
+             "encoder.units": {"type": "int", "min": 4, "max": 8, "step": 4}}
+    cfg, result = run_search(tmp_path, "grid", "tuner.max_trials=20", "tuner.epochs=1", "tracking.log_model=false",
+                             "encoder.units=6", space=space)
+    client = MlflowClient(cfg.tracking.uri)
+    trials = trial_runs(client, result["run_id"])
+    assert all(t.info.status == "FINISHED" for t in trials), [t.data.tags.get("error") for t in trials]
+    kinds = {(t.data.tags["encoder"], t.data.tags["head"]) for t in trials}
+    assert kinds == {(e, h) for e in ("bilstm", "cnn", "idcnn") for h in ("softmax", "crf")}
+    for t in trials:
+        params, encoder = t.data.params, t.data.tags["encoder"]
+        assert params["encoder.name"] == encoder and params["head.name"] == t.data.tags["head"]
+        if encoder == "bilstm":  # the conditional key: searched for the recurrent encoder only
+            assert params["encoder.units"] in ("4", "8") and "encoder.filters" not in params
+        else:  # the whole group swapped: the cnn's own keys, none of the bilstm's
+            assert "encoder.units" not in params and "encoder.recurrent_dropout" not in params
+            assert int(params["encoder.filters"]) == (200 if encoder == "cnn" else 300)
+    assert len(trials) == 2 * 2 + 2 * 2  # bilstm x 2 units x 2 heads; cnn, idcnn x 2 heads

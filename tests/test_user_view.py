@@ -12,7 +12,7 @@ import urllib.request
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from conftest import REPO, free_port, wait_http
+from seqlab.testing import REPO, free_port, wait_http
 
 
 def test_debug_fast_preset_runs_a_small_quiet_experiment(tmp_path):

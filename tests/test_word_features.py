@@ -4,7 +4,7 @@ import mlflow
 import numpy as np
 import pytest
 
-from conftest import compose, tiny_overrides
+from seqlab.testing import compose, tiny_overrides
 from seqlab.data.corpus import Sentence
 from seqlab.data.vectors import embedding_matrix
 from seqlab.data.vocab import CASINGS, Vocabulary, casing_id

@@ -1,8 +1,56 @@
 """seqlab: experiments and sweeps for neural sequence taggers.
 
 Stages, imported one way only:
-config -> data -> model (crf, layers, tagger) -> training -> evaluation -> tracking.
-`seqlab.pipeline.train(cfg)` runs them in that order.
+config (config, choices) -> data -> model (crf, model) -> task -> training
+-> evaluation -> tracking. `seqlab.pipeline.train(cfg)` runs them in that order.
+
+A saved tagger needs nothing but this package:
+
+    import keras, seqlab
+    tagger = keras.saving.load_model("tagger.keras")
+    tagger.tag([["EU", "rejects", "German", "call"]])
+
+`import seqlab` stays light (no TensorFlow, so `--help` answers at once); it
+registers seqlab's Keras classes (the tagger, its task, layers and heads) as
+soon as Keras is imported, before or after this package.
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
+
+import importlib.abc
+import importlib.util
+import sys
+
+__version__ = "0.2.0"
+
+
+def register_keras_objects() -> None:
+    """Register every seqlab class a saved .keras file may name (imports Keras)."""
+    import seqlab.model  # noqa: F401  the tagger, its layers and heads
+    import seqlab.task  # noqa: F401  the task saved inside a tagger
+
+
+class _RegisterWhenKerasLoads(importlib.abc.MetaPathFinder):
+    """Runs `register_keras_objects` right after the first `import keras` has finished."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "keras":
+            return None
+        sys.meta_path.remove(self)  # once; find the real spec without us
+        spec = importlib.util.find_spec("keras")
+        if spec is None or spec.loader is None:
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def exec_then_register(module):
+            exec_module(module)
+            register_keras_objects()
+
+        spec.loader.exec_module = exec_then_register
+        return spec
+
+
+if "keras" in sys.modules:
+    register_keras_objects()
+elif not any(isinstance(f, _RegisterWhenKerasLoads) for f in sys.meta_path):
+    sys.meta_path.insert(0, _RegisterWhenKerasLoads())

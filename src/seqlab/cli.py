@@ -31,8 +31,19 @@ def tuner_directory(cfg: DictConfig) -> str:
         return os.path.abspath("tuner")
 
 
+def hydra_overrides() -> list[str]:
+    """The command-line overrides of this Hydra job (a search composes each trial on top of them)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        return list(HydraConfig.get().overrides.task)
+    except ValueError:  # composed without @hydra.main
+        raise SeqlabError("a search needs the overrides its config came from: run it with python -m experiments.run, "
+                          "or call seqlab.tuning.search(cfg, directory, overrides)") from None
+
+
 def run_job(cfg: DictConfig) -> float:
-    """Run one training job; return the dev entity F1 for sweepers.
+    """Run one training job; return its best dev score (the task's metric) for sweepers.
 
     A user error (bad config value, unreadable data, unusable tracking store)
     prints one line `error: ...` on stderr and exits with status 2, without a
@@ -53,10 +64,12 @@ def run_job(cfg: DictConfig) -> float:
         if cfg.get("tuner") is not None:
             from seqlab.tuning import search
 
-            return search(cfg, tuner_directory(cfg)).get("val_entity_f1", 0.0)
+            result = search(cfg, tuner_directory(cfg), hydra_overrides())
+            return result.get(result.get("monitor", ""), 0.0)
         from seqlab.pipeline import train
 
-        return train(cfg)["val_entity_f1"]
+        result = train(cfg)
+        return result[result["monitor"]]
     except SeqlabError as e:
         end_sweep_parent("FAILED")
         print(f"error: {e}", file=sys.stderr)

@@ -18,7 +18,8 @@ def parse_args(argv):
     parser.add_argument("--experiment", action="append", help="experiment name (repeatable; default: seqlab)")
     parser.add_argument("--filter", default="", help="an MLflow filter string, e.g. \"tags.encoder = 'cnn'\"")
     parser.add_argument("--by", required=True, help="comma-separated keys to group by: head, encoder, words.chars, ...")
-    parser.add_argument("--metric", default="test_entity_f1", help="the metric to compare (default: test_entity_f1)")
+    parser.add_argument("--metric", help="the metric to compare (default: the runs' task's test metric: "
+                        "test_entity_f1, test_chunk_f1 or test_accuracy)")
     parser.add_argument("--lower-is-better", action="store_true",
                         help="the best group has the lowest mean (error rates such as test_invalid_transition_rate)")
     parser.add_argument("--resamples", type=int, default=10000, help="shuffles of the paired randomisation test")
@@ -41,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         client = MlflowClient(args.uri)
         runs, parent_id = leaderboard.select_runs(client, args.sweep, args.experiment, args.filter)
         by = [k.strip() for k in args.by.split(",") if k.strip()]
-        board = leaderboard.build(client, runs, by, args.metric, args.resamples,
+        metric = args.metric = args.metric or leaderboard.task_metrics(runs)[1]
+        board = leaderboard.build(client, runs, by, metric, args.resamples,
                                   higher_is_better=not args.lower_is_better)
     except SeqlabError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -15,10 +15,10 @@ from typing import Any, Dict, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from seqlab import choices
+from seqlab.choices import ENCODER_SCHEMAS, HeadConfig, TaskConfig
 from seqlab.errors import ConfigError
 
-ENCODERS = ("bilstm", "bigru", "cnn", "idcnn")
-HEADS = ("crf", "softmax")
 
 
 @dataclass
@@ -37,8 +37,8 @@ class DataConfig:
     tag_col: int = -1
     sep: Optional[str] = None  # None: any whitespace
     encoding: str = "utf-8"
-    scheme: str = "auto"  # iob1 | iob2 | bioes | auto: the scheme of the input files
-    train_scheme: str = "iob2"  # iob2 | bioes: the scheme the model is trained in
+    scheme: str = "auto"  # iob1 | iob2 | bioes | auto: the scheme of the input files (span tasks; pos reads tags as they are)
+    train_scheme: str = "iob2"  # iob2 | bioes: the scheme the model is trained in (span tasks)
     max_len: Optional[int] = None  # truncate training sentences (only) to this many tokens
     # source=hf
     config: Optional[str] = None
@@ -53,65 +53,33 @@ class DataConfig:
 
 @dataclass
 class WordsConfig:
-    dim: int = 100
-    min_freq: int = 1
+    """Word representation: word embedding + character CNN (Ma & Hovy 2016), dropout 0.5."""
+
+    dim: int = 100  # word embedding size (Lample et al. 2016 use 100)
+    min_freq: int = 1  # rarer training words map to UNK
     lowercase: bool = False
-    digits_to_zero: bool = True
-    dropout: float = 0.5
-    word_dropout: float = 0.0
+    digits_to_zero: bool = True  # 1984 and 2001 share one entry (Lample et al. 2016)
+    dropout: float = 0.5  # on the concatenated word representation (Ma & Hovy 2016)
+    word_dropout: float = 0.0  # probability of replacing a training word by UNK (seeded by `seed`)
     chars: str = "cnn"  # none | cnn | lstm
-    char_dim: int = 30
-    char_filters: int = 30  # cnn
+    char_dim: int = 30  # Ma & Hovy: 30 (Lample et al.: 25)
+    char_filters: int = 30  # cnn: Ma & Hovy 2016, window 3, max-pooling
     char_kernel: int = 3  # cnn
-    char_units: int = 25  # lstm, per direction
-    max_word_len: int = 20
-    casing: bool = False
+    char_units: int = 25  # lstm: Lample et al. 2016, per direction
+    max_word_len: int = 20  # longer words are cut for the character features only
+    casing: bool = False  # casing embedding (Reimers & Gurevych 2017)
     casing_dim: int = 8
-    pretrained_path: Optional[str] = None  # GloVe or word2vec text file
+    pretrained_path: Optional[str] = None  # a local GloVe or word2vec text file
     pretrained_format: str = "auto"  # auto | glove | word2vec
     freeze: bool = False  # keep the (pretrained) word embedding fixed
-
-
-@dataclass
-class RNNEncoderConfig:
-    name: str = "bilstm"
-    layers: int = 1
-    units: int = 100  # per direction
-    dropout: float = 0.5
-    recurrent_dropout: float = 0.0
-
-
-@dataclass
-class CNNEncoderConfig:
-    name: str = "cnn"
-    layers: int = 2
-    filters: int = 200
-    kernel_size: int = 3
-    dropout: float = 0.5
-    residual: bool = True
-
-
-@dataclass
-class IDCNNEncoderConfig:
-    name: str = "idcnn"
-    filters: int = 300
-    kernel_size: int = 3
-    dilations: List[int] = field(default_factory=lambda: [1, 2, 4])
-    blocks: int = 4
-    dropout: float = 0.5
-
-
-@dataclass
-class HeadConfig:
-    name: str = "crf"
-    constrained: bool = True  # CRF only: forbid transitions the tag scheme does not allow
 
 
 @dataclass
 class TrainerConfig:
     epochs: int = 30
     batch_size: int = 32
-    patience: int = 5  # epochs without a better dev entity F1 before stopping
+    patience: int = 5  # epochs without a better dev score (the task's metric) before stopping
+    min_delta: float = 0.0  # a dev score must beat the best by more than this to count as better
     eval_batch_size: int = 256
     progress: Optional[bool] = None  # Keras' progress bar inside epochs; null: when an epoch has > 500 batches
 
@@ -126,7 +94,7 @@ class OptimizerConfig:
 
 @dataclass
 class TrackingConfig:
-    uri: str = "sqlite:///mlflow.db"
+    uri: str = "${oc.env:MLFLOW_TRACKING_URI,sqlite:///mlflow.db}"  # MLFLOW_TRACKING_URI wins when set
     experiment: str = "seqlab"
     artifact_location: Optional[str] = None  # None: MLflow's default, ./mlruns
     log_model: bool = True
@@ -138,7 +106,7 @@ class TrackingConfig:
 @dataclass
 class CompareConfig:
     by: List[str] = field(default_factory=list)  # at the end of a multirun, a leaderboard grouped by these keys
-    metric: Optional[str] = None  # None: the task's test metric (test_entity_f1)
+    metric: Optional[str] = None  # None: the task's test metric (test_entity_f1, test_chunk_f1, test_accuracy)
     resamples: int = 10000  # shuffles of the paired approximate-randomisation test
 
 
@@ -148,7 +116,7 @@ class TunerConfig:
     max_trials: int = 10
     executions_per_trial: int = 1
     epochs: int = 10  # per trial (Hyperband: the most epochs a model gets)
-    patience: int = 3  # early stopping inside each trial, on dev entity F1
+    patience: int = 3  # early stopping inside each trial, on the task's dev metric
     factor: int = 3  # hyperband only
     resume: bool = False  # continue the search stored in tuner.directory
     directory: Optional[str] = None  # None: <hydra output dir>/tuner
@@ -158,6 +126,7 @@ class TunerConfig:
 
 @dataclass
 class Config:
+    task: TaskConfig = field(default_factory=TaskConfig)
     data: DataConfig = field(default_factory=DataConfig)
     words: WordsConfig = field(default_factory=WordsConfig)
     encoder: Any = None  # chosen with +encoder=...
@@ -175,9 +144,8 @@ def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="config_schema", node=Config)
     # `encoder` is untyped in Config (it is optional), so each encoder file pulls its own schema.
-    cs.store(group="schema/encoder", name="rnn", node=RNNEncoderConfig)
-    cs.store(group="schema/encoder", name="cnn", node=CNNEncoderConfig)
-    cs.store(group="schema/encoder", name="idcnn", node=IDCNNEncoderConfig)
+    for name, schema in ENCODER_SCHEMAS.items():
+        cs.store(group="schema/encoder", name=name, node=schema)
     cs.store(group="schema", name="tuner", node=TunerConfig)
 
 
@@ -203,13 +171,16 @@ def _present(cfg: DictConfig, key: str) -> Any:
     return OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
 
 
-def check_config(cfg: DictConfig) -> None:
-    """Raise ConfigError naming the first bad key. Types are already checked by the schema."""
+def check_config(cfg: DictConfig, search: bool = True) -> None:
+    """Raise ConfigError naming the first bad key. Types are already checked by the schema.
+
+    `search=False` leaves the `tuner` block alone: a search checks its space once, then each trial's config.
+    """
     known = check_known_keys(cfg)
     if cfg.get("encoder") is None:
-        raise ConfigError(f"no encoder chosen: add +encoder=<{'|'.join(ENCODERS)}>, e.g. +encoder=bilstm")
+        raise ConfigError(f"no encoder chosen: add +encoder=<{'|'.join(choices.ENCODERS)}>, e.g. +encoder=bilstm")
     enc = cfg.encoder
-    _check(enc.name in ENCODERS, "encoder.name", enc.name, f"one of {', '.join(ENCODERS)}")
+    _check(enc.name in choices.ENCODERS, "encoder.name", enc.name, f"one of {', '.join(choices.ENCODERS)}")
     for key in AT_LEAST_ONE:
         value = _present(cfg, key)
         if value is not None:
@@ -225,10 +196,12 @@ def check_config(cfg: DictConfig) -> None:
     for key in cfg.compare.by:
         _check(key in COMPARE_TAGS or key in known or key.startswith(("tags.", "params.")), "compare.by", list(cfg.compare.by),
                f"tags ({', '.join(COMPARE_TAGS)}) or config keys such as words.chars")
-    _check(cfg.head.name in HEADS, "head.name", cfg.head.name, f"one of {', '.join(HEADS)}")
-    _check(cfg.data.source in ("embedded", "conll", "hf"), "data.source", cfg.data.source, "embedded, conll or hf")
+    _check(cfg.head.name in choices.HEADS, "head.name", cfg.head.name, f"one of {', '.join(choices.HEADS)}")
+    _check(cfg.task.name in choices.TASKS, "task.name", cfg.task.name, f"one of {', '.join(choices.TASKS)} (task=pos)")
+    _check(cfg.data.source in choices.DATA_SOURCES, "data.source", cfg.data.source, f"one of {', '.join(choices.DATA_SOURCES)}")
     _check(cfg.data.scheme in ("iob1", "iob2", "bioes", "auto"), "data.scheme", cfg.data.scheme, "iob1, iob2, bioes or auto")
     _check(cfg.data.train_scheme in ("iob2", "bioes"), "data.train_scheme", cfg.data.train_scheme, "iob2 or bioes")
+    _check(cfg.trainer.min_delta >= 0, "trainer.min_delta", cfg.trainer.min_delta, "a float >= 0")
     _check(cfg.data.max_len is None or cfg.data.max_len >= 1, "data.max_len", cfg.data.max_len, "null or >= 1")
     _check(cfg.data.limit is None or cfg.data.limit >= 1, "data.limit", cfg.data.limit, "null or >= 1")
     _check(0 <= cfg.data.dev_fraction < 1, "data.dev_fraction", cfg.data.dev_fraction, "a float in [0, 1)")
@@ -238,13 +211,13 @@ def check_config(cfg: DictConfig) -> None:
     _check(cfg.words.chars in ("none", "cnn", "lstm"), "words.chars", cfg.words.chars, "none, cnn or lstm")
     _check(cfg.words.pretrained_format in ("auto", "glove", "word2vec"), "words.pretrained_format",
            cfg.words.pretrained_format, "auto, glove or word2vec")
-    _check(cfg.optimizer.name in ("adam", "sgd", "rmsprop"), "optimizer.name", cfg.optimizer.name, "adam, sgd or rmsprop")
+    _check(cfg.optimizer.name in choices.OPTIMIZERS, "optimizer.name", cfg.optimizer.name, f"one of {', '.join(choices.OPTIMIZERS)}")
     _check(cfg.optimizer.lr > 0, "optimizer.lr", cfg.optimizer.lr, "a float > 0")
     _check(cfg.optimizer.clipnorm is None or cfg.optimizer.clipnorm > 0, "optimizer.clipnorm", cfg.optimizer.clipnorm, "null or a float > 0")
     _check(0 <= cfg.optimizer.momentum < 1, "optimizer.momentum", cfg.optimizer.momentum, "a float in [0, 1)")
-    if cfg.get("tuner") is not None:
+    if cfg.get("tuner") is not None and search:
         t = cfg.tuner
-        _check(t.name in ("random", "bayesian", "hyperband", "grid"), "tuner.name", t.name, "random, bayesian, hyperband or grid")
+        _check(t.name in choices.TUNERS, "tuner.name", t.name, f"one of {', '.join(choices.TUNERS)}")
         _check(t.factor >= 2, "tuner.factor", t.factor, "an integer >= 2 (Hyperband's reduction factor)")
         from seqlab.search_space import parse_space
 
@@ -256,7 +229,6 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError("data=hf needs data.name=<hub dataset id> or data.from_disk=PATH")
 
 
-ENCODER_SCHEMAS = {"bilstm": RNNEncoderConfig, "bigru": RNNEncoderConfig, "cnn": CNNEncoderConfig, "idcnn": IDCNNEncoderConfig}
 FREE_FORM = ("tuner.space", "tracking.tags")  # mappings whose keys are the user's (search dimensions, tags)
 COMPARE_TAGS = ("encoder", "head", "data", "tuner")  # run tags a leaderboard can group by
 
@@ -266,8 +238,8 @@ def schema_keys(cfg: DictConfig) -> set[str]:
     tree = OmegaConf.to_container(OmegaConf.structured(Config), resolve=False)
     encoder = cfg.get("encoder")
     name = encoder.get("name") if isinstance(encoder, DictConfig) else None
-    if name in ENCODER_SCHEMAS:
-        tree["encoder"] = OmegaConf.to_container(OmegaConf.structured(ENCODER_SCHEMAS[name]))
+    if name in choices.ENCODERS:
+        tree["encoder"] = OmegaConf.to_container(OmegaConf.structured(choices.ENCODERS[name].schema))
     if cfg.get("tuner") is not None:
         tree["tuner"] = OmegaConf.to_container(OmegaConf.structured(TunerConfig))
     return set(flatten(tree)) | set(_mapping_keys(tree))

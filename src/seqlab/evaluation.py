@@ -1,8 +1,14 @@
-"""Entity-level scores with seqeval (IOB2, conlleval-compatible default mode)."""
+"""Scores of predicted tags: span F1 with seqeval (ner, chunk), token accuracy (pos).
+
+`score(kind, gold, pred)` is the one entry point; the task kind
+(`seqlab.choices.TASKS`) decides which scorer runs and what its metrics are called.
+"""
 
 from __future__ import annotations
 
-import numpy as np
+from collections import Counter
+from dataclasses import dataclass
+
 from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
 from seqeval.scheme import IOB2
 
@@ -43,7 +49,7 @@ def invalid_transition_rate(sequences: list[list[str]], labels: list[str], schem
 
     A sentence of length L has L + 1 transitions. Tags outside `labels` are ignored.
     """
-    from seqlab.constraints import allowed_transitions
+    from seqlab.crf import allowed_transitions
 
     trans, start, end = allowed_transitions(list(labels), scheme)
     index = {t: i for i, t in enumerate(labels)}
@@ -58,21 +64,43 @@ def invalid_transition_rate(sequences: list[list[str]], labels: list[str], schem
     return bad / total if total else 0.0
 
 
-def tag_bigram_counts(sequences: list[list[str]], labels: list[str]) -> np.ndarray:
-    """Counts of predicted transitions [K + 1, K + 1]: row 0 is <start>, column K is <end>.
+@dataclass
+class Scores:
+    """One split's scores. metrics: {name: value}, e.g. entity_f1, entity_precision... or accuracy;
+    per_label: F1 per entity type, or accuracy per POS tag; support: gold count per label."""
 
-    counts[0, j]: sentences starting with tag j; counts[i + 1, j]: tag i followed by tag j;
-    counts[i + 1, K]: sentences ending with tag i. Tags outside `labels` are skipped.
-    """
-    index = {t: i for i, t in enumerate(labels)}
-    k = len(labels)
-    counts = np.zeros((k + 1, k + 1))
-    for seq in sequences:
-        ids = [index[t] for t in seq if t in index]
-        if not ids:
-            continue
-        counts[0, ids[0]] += 1
-        counts[ids[-1] + 1, k] += 1
-        for a, b in zip(ids, ids[1:]):
-            counts[a + 1, b] += 1
-    return counts
+    metrics: dict[str, float]
+    per_label: dict[str, float]
+    support: dict[str, int]
+    report: str
+    per_label_name: str  # "f1" or "accuracy": what per_label holds
+    registered_version: str | None = None  # set once the model is registered
+
+
+def score(kind, gold: list[list[str]], pred: list[list[str]]) -> Scores:
+    """Score `pred` against `gold` (both in the output scheme) as task kind `kind` says."""
+    if kind.spans:
+        s = entity_scores(gold, pred)
+        unit = kind.unit  # entity_f1, chunk_f1, ...
+        metrics = {f"{unit}_{k[len('entity_'):]}": float(v) for k, v in s.items() if k.startswith("entity_")}
+        return Scores(metrics, s["per_type_f1"], s["per_type_support"], s["report"], "f1")
+    return token_scores(gold, pred)
+
+
+def token_scores(gold: list[list[str]], pred: list[list[str]]) -> Scores:
+    """Token accuracy, and per gold tag the share of its tokens tagged right (plus precision in the report)."""
+    support, correct, predicted = Counter(), Counter(), Counter()
+    for g_seq, p_seq in zip(gold, pred):
+        for g, p in zip(g_seq, p_seq):
+            support[g] += 1
+            predicted[p] += 1
+            correct[g] += int(g == p)
+    total = sum(support.values())
+    accuracy = sum(correct.values()) / total if total else 0.0
+    per_tag = {t: correct[t] / n for t, n in support.items()}
+    lines = [f"{'tag':>12} {'tokens':>8} {'correct':>8} {'accuracy':>9} {'predicted':>10} {'precision':>10}"]
+    for t in sorted(support, key=lambda t: (-support[t], t)):
+        precision = correct[t] / predicted[t] if predicted[t] else 0.0
+        lines.append(f"{t:>12} {support[t]:>8} {correct[t]:>8} {per_tag[t]:>9.4f} {predicted[t]:>10} {precision:>10.4f}")
+    lines.append(f"\n{'accuracy':>12} {total:>8} {sum(correct.values()):>8} {accuracy:>9.4f}")
+    return Scores({"accuracy": accuracy}, per_tag, dict(support), "\n".join(lines) + "\n", "accuracy")

@@ -2,7 +2,8 @@
 
 Every figure carries its own legend: what hatching, grey cells and the extra
 start row / end column mean is written on the figure, not only here. Each
-function saves a PNG and returns the (closed) matplotlib Figure for inspection.
+function returns the (closed) matplotlib Figure, for `mlflow.log_figure`, and
+also saves it as a PNG when given a `path`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,31 @@ from matplotlib.patches import Patch  # noqa: E402
 
 START, END = "<start>", "<end>"
 GREY = "#d0d0d0"
+
+
+def _finish(fig, path: str | None):
+    if path:
+        fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return fig
+
+
+def tag_bigram_counts(sequences, k: int) -> np.ndarray:
+    """Counts of predicted transitions [K + 1, K + 1] from tag-id sequences: row 0 is <start>, column K is <end>.
+
+    counts[0, j]: sentences starting with tag j; counts[i + 1, j]: tag i followed by tag j;
+    counts[i + 1, K]: sentences ending with tag i. Ids outside [0, K) are skipped.
+    """
+    counts = np.zeros((k + 1, k + 1))
+    for seq in sequences:
+        ids = [int(i) for i in seq if 0 <= int(i) < k]
+        if not ids:
+            continue
+        counts[0, ids[0]] += 1
+        counts[ids[-1] + 1, k] += 1
+        for a, b in zip(ids, ids[1:]):
+            counts[a + 1, b] += 1
+    return counts
 
 
 def _axes_for(k: int):
@@ -44,8 +70,9 @@ def _frame(ax, fig, image, labels, title, colorbar, legend):
     fig.tight_layout()
 
 
-def plot_crf_transitions(trans: np.ndarray, start: np.ndarray, end: np.ndarray, labels: list[str], path: str,
-                         allowed: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None, scheme: str = "") -> None:
+def plot_crf_transitions(trans: np.ndarray, start: np.ndarray, end: np.ndarray, labels: list[str],
+                         allowed: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None, scheme: str = "",
+                         path: str | None = None):
     """The CRF's learned scores: [K + 1, K + 1] with a <start> row and an <end> column.
 
     trans [K, K] (from, to), start [K], end [K]. `allowed` = (trans [K, K], start [K], end [K]) bool
@@ -70,13 +97,12 @@ def plot_crf_transitions(trans: np.ndarray, start: np.ndarray, end: np.ndarray, 
         legend.append(Patch(facecolor=GREY, edgecolor="#707070", hatch="///",
                             label=f"forbidden by {scheme.upper() or 'the tag scheme'}: never decoded, value meaningless"))
     _frame(ax, fig, image, labels, "CRF transition scores: <start> row, tag-to-tag, <end> column", "learned score", legend)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return fig
+    return _finish(fig, path)
 
 
-def plot_predicted_transitions(counts: np.ndarray, labels: list[str], path: str,
-                               allowed: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None, scheme: str = "") -> None:
+def plot_predicted_transitions(counts: np.ndarray, labels: list[str],
+                               allowed: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None, scheme: str = "",
+                               path: str | None = None):
     """What a tagger predicted: row-normalised counts [K + 1, K + 1] (<start> row, <end> column).
 
     Rows of tags that were never predicted are grey (not "0 %"); forbidden transitions that were
@@ -98,13 +124,12 @@ def plot_predicted_transitions(counts: np.ndarray, labels: list[str], path: str,
         legend.append(Patch(facecolor="none", edgecolor="#e31a1c", hatch="///",
                             label=f"forbidden by {scheme.upper() or 'the tag scheme'}, predicted anyway ({len(broken)} kinds)"))
     _frame(ax, fig, image, labels, "Predicted tag transitions on test (share of each row)", "share of the row", legend)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return fig
+    return _finish(fig, path)
 
 
-def plot_f1_by_type(f1: dict[str, float], support: dict[str, int], path: str, title: str = "test entity F1 by type") -> None:
-    """Horizontal bars, best type on top, with each type's number of gold entities."""
+def plot_f1_by_type(f1: dict[str, float], support: dict[str, int], title: str = "test entity F1 by type",
+                    xlabel: str = "F1 (n = gold entities of the type)", path: str | None = None):
+    """Horizontal bars, best type on top, with each type's gold count (entities, or tokens for a tag)."""
     kinds = sorted(f1, key=lambda k: f1[k])
     fig, ax = plt.subplots(figsize=(6.5, max(2.0, 0.4 * len(kinds) + 1.2)))
     if kinds:
@@ -116,15 +141,14 @@ def plot_f1_by_type(f1: dict[str, float], support: dict[str, int], path: str, ti
         ax.text(0.5, 0.5, "no entities in gold nor predictions", ha="center", va="center", transform=ax.transAxes)
         ax.set_yticks([])
     ax.set_xlim(0, 1.1)
-    ax.set_xlabel("F1 (n = gold entities of the type)")
+    ax.set_xlabel(xlabel)
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return fig
+    return _finish(fig, path)
 
 
-def plot_trial_curves(curves: dict[str, list[tuple[int, float]]], metric: str, path: str, best: str | None = None) -> None:
+def plot_trial_curves(curves: dict[str, list[tuple[int, float]]], metric: str, best: str | None = None,
+                      path: str | None = None):
     """One line per search trial: `metric` per epoch; the best trial drawn thick."""
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     for name, points in sorted(curves.items()):
@@ -141,6 +165,4 @@ def plot_trial_curves(curves: dict[str, list[tuple[int, float]]], metric: str, p
     if len(curves) <= 20:
         ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return fig
+    return _finish(fig, path)

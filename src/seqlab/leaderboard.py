@@ -37,6 +37,18 @@ from seqlab.sweep import override_key
 
 log = logging.getLogger("seqlab")
 DEFAULT_METRIC = "test_entity_f1"
+SPAN_METRICS = ("test_entity_f1", "test_chunk_f1")  # what the paired test (per-sentence span counts) can score
+
+
+def task_metrics(runs: list) -> tuple[str, str]:
+    """(dev, test) metric names of the runs' task (their `task` tag; ner for runs that predate it)."""
+    from seqlab.choices import TASKS
+
+    tasks = {r.data.tags.get("task", "ner") for r in runs} or {"ner"}
+    if len(tasks) > 1:
+        raise ComparisonError(f"cannot compare runs of different tasks ({', '.join(sorted(tasks))}): select one task")
+    kind = TASKS.get(tasks.pop(), TASKS["ner"])
+    return f"best_{kind.monitor}", f"test_{kind.metric}"
 PREDICTIONS = "test_predictions.jsonl"
 
 
@@ -143,8 +155,8 @@ def build(client, runs: list, by: list[str], metric: str = DEFAULT_METRIC, resam
         g.p_seeds = stats.welch_t_test(best.scores, g.scores)
     if None in digests:
         board.notes.append("some runs have no test digest (logged by an older seqlab): no paired test")
-    elif metric != DEFAULT_METRIC:
-        board.notes.append(f"the paired test scores entity F1 and is only run for {DEFAULT_METRIC}")
+    elif metric not in SPAN_METRICS:
+        board.notes.append(f"the paired test scores span F1 ({', '.join(SPAN_METRICS)}), not {metric}: no paired test")
     else:
         counts = {g.label: _mean_counts(client, g.runs) for g in groups}
         if any(c is None for c in counts.values()):
@@ -278,7 +290,11 @@ def finish_sweep(config, parent_id: str) -> None:
     runs = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'", max_results=50000)
     from seqlab.sweep import swept_keys
 
-    table = job_table(runs, swept_keys(list(config.hydra.overrides.task)))
+    try:
+        dev_metric, test_metric = task_metrics(runs)
+    except ComparisonError:
+        dev_metric, test_metric = "best_val_entity_f1", DEFAULT_METRIC
+    table = job_table(runs, swept_keys(list(config.hydra.overrides.task)), dev_metric, test_metric)
     print(f"\n{parent.info.run_name}: {len(runs)} job(s)\n{table}", flush=True)
     client.log_text(parent_id, table, "sweep_summary.md")
     statuses = [r.info.status for r in runs]
@@ -288,7 +304,7 @@ def finish_sweep(config, parent_id: str) -> None:
     if by:
         try:
             board = build(client, [r for r in runs if r.info.status == "FINISHED"], by,
-                          config.compare.get("metric") or DEFAULT_METRIC, resamples=config.compare.get("resamples", 10000))
+                          config.compare.get("metric") or test_metric, resamples=config.compare.get("resamples", 10000))
             write_and_log(client, board, parent_id)
             print(board.markdown(), flush=True)
         except ComparisonError as e:
@@ -296,7 +312,7 @@ def finish_sweep(config, parent_id: str) -> None:
             client.set_tag(parent_id, "compare_error", str(e)[:500])
     register_as = config.tracking.get("register_as")
     if register_as:
-        register_best(client, runs, register_as, parent_id)
+        register_best(client, runs, register_as, parent_id, dev_metric)
     client.set_terminated(parent_id, "FINISHED" if statuses and "FINISHED" in statuses else "FAILED")
 
 

@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import socket
-import tempfile
 
 import mlflow
 from mlflow.exceptions import MlflowException
@@ -153,12 +152,15 @@ def log_epoch(epoch: int, metrics: dict[str, float]) -> None:
     mlflow.log_metrics(metrics, step=epoch)
 
 
-def log_test_scores(scores: dict, prefix: str = "test") -> None:
-    """Metrics `{prefix}_entity_f1|precision|recall|f1_strict`, `{prefix}_f1_<TYPE>`; the seqeval report."""
-    metrics = {f"{prefix}_{k}": float(scores[k]) for k in ("entity_f1", "entity_precision", "entity_recall", "entity_f1_strict")}
-    metrics.update({f"{prefix}_f1_{kind}": float(v) for kind, v in scores["per_type_f1"].items()})
+def log_test_scores(scores, prefix: str = "test") -> None:
+    """Metrics `{prefix}_<metric>` (entity_f1, entity_precision, ... or accuracy) and, for span tasks,
+    `{prefix}_f1_<TYPE>`; the report as classification_report.txt. `scores`: seqlab.evaluation.Scores.
+    POS tags (`PRP$`, `(`) are not valid metric names: their accuracies are in the report."""
+    metrics = {f"{prefix}_{k}": float(v) for k, v in scores.metrics.items()}
+    if scores.per_label_name == "f1":
+        metrics.update({f"{prefix}_f1_{kind}": float(v) for kind, v in scores.per_label.items()})
     mlflow.log_metrics(metrics)
-    mlflow.log_text(scores["report"], "classification_report.txt")
+    mlflow.log_text(scores.report, "classification_report.txt")
 
 
 def log_predictions(tokens: list[list[str]], gold: list[list[str]], pred: list[list[str]],
@@ -166,11 +168,3 @@ def log_predictions(tokens: list[list[str]], gold: list[list[str]], pred: list[l
     """One JSON line per sentence, {"tokens", "gold", "pred"}: paired comparisons of runs read it back."""
     lines = (json.dumps({"tokens": t, "gold": g, "pred": p}, ensure_ascii=False) for t, g, p in zip(tokens, gold, pred))
     mlflow.log_text("\n".join(lines) + "\n", name)
-
-
-def log_figure(draw, filename: str) -> None:
-    """`draw(path)` writes a figure; it is logged as artifact `filename`."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, filename)
-        draw(path)
-        mlflow.log_artifact(path)

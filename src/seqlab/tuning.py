@@ -1,9 +1,12 @@
 """keras-tuner searches configured by Hydra, with every trial recorded in MLflow.
 
 One parent MLflow run per search; one nested run per trial (its hyperparameters,
-`val_entity_f1` per epoch, its status). The objective is dev entity F1 from the
-head's own decoder. After the search the best trial's model is evaluated on test
-and logged on the parent run.
+the task's dev metric per epoch, e.g. `val_entity_f1`, its status). The
+objective is that metric, from the head's own decoder. Every trial's config is
+composed by Hydra from the search's overrides plus the trial's values
+(`seqlab.search_space.trial_overrides`) and checked like any run's config.
+After the search the best trial's model is evaluated on test and logged on the
+parent run.
 
 Distributed: with KERASTUNER_TUNER_ID=chief (plus KERASTUNER_ORACLE_IP/PORT) this
 process serves the oracle, creates the parent run and, when all trials are done,
@@ -22,47 +25,81 @@ from pathlib import Path
 
 import keras_tuner as kt
 import mlflow
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from seqlab import interrupts, sweep, tracking
+from seqlab import choices, interrupts, sweep, tracking
+from seqlab.compose import compose
+from seqlab.config import check_config
 from seqlab.errors import ConfigError
-from seqlab.pipeline import Built, Data, build, evaluate_and_log, fit_model, log_data, prepare_data, reset
-from seqlab.search_space import Dimension, apply_values, parse_space
+from seqlab.pipeline import Built, Data, build, evaluate_and_log, fit_model, log_data, prepare_data, reset, run_tags
+from seqlab.search_space import Dimension, left_out, parse_space, probes, trial_overrides
 
 log = logging.getLogger("seqlab")
-OBJECTIVE = "val_entity_f1"
 PARENT_FILE = "mlflow_parent_run_id"
 
 
 class TaggerHyperModel(kt.HyperModel):
-    """Builds a tagger from the config with the trial's values applied, and trains it."""
+    """Composes each trial's config from the search's overrides and the trial's values, builds and trains it.
 
-    def __init__(self, cfg: DictConfig, data: Data, space: list[Dimension]):
+    `base`: the search's own Hydra overrides (e.g. ["+encoder=bilstm", "+tuner=random", "trainer.epochs=3"]).
+    """
+
+    def __init__(self, cfg: DictConfig, base: list[str], space: list[Dimension]):
         super().__init__(name="seqlab_tagger")
-        self.cfg, self.data, self.space = cfg, data, space
-        self.vocabs = {}  # id(model) -> Vocabulary
+        self.cfg, self.base, self.space = cfg, list(base), space
+        self.monitor = choices.TASKS[cfg.task.name].monitor
+        self._configs: dict[tuple, DictConfig] = {}  # trial values -> composed config
+        self._data: dict[str, Data] = {}  # the data and task configs, as YAML -> the data they read
+
+    def values(self, hp) -> dict:
+        """The trial's active values (keys under an inactive conditional scope are left out)."""
+        values = {dim.key: dim.register(hp) for dim in self.space}
+        return {k: v for k, v in values.items() if v is not None}
+
+    def config_for(self, values: dict) -> DictConfig:
+        """The composed and checked config of a trial with these values."""
+        key = tuple(sorted((k, repr(v)) for k, v in values.items()))
+        if key not in self._configs:
+            cfg = compose(trial_overrides(self.base, values))
+            check_config(cfg, search=False)
+            self._configs[key] = cfg
+        return self._configs[key]
 
     def trial_config(self, hp) -> DictConfig:
-        values = {dim.key: dim.register(hp) for dim in self.space}
-        return apply_values(self.cfg, values)
+        return self.config_for(self.values(hp))
+
+    def data_for(self, cfg: DictConfig) -> Data:
+        key = OmegaConf.to_yaml(cfg.data) + OmegaConf.to_yaml(cfg.task)
+        if key not in self._data:
+            self._data[key] = prepare_data(cfg)
+        return self._data[key]
+
+    def check_space(self) -> None:
+        """Compose and check every dimension at its extremes before any training: one line per bad value."""
+        for values in probes(self.space):
+            try:
+                self.config_for(values)
+            except ConfigError as e:
+                shown = ", ".join(f"{k}={v}" for k, v in values.items())
+                raise ConfigError(f"tuner.space gives a trial with {shown}, which is refused: {e}") from None
 
     def build(self, hp):
-        reset(self.cfg.seed)  # fresh Keras state (and memory) for every trial
+        cfg = self.trial_config(hp)
+        reset(cfg.seed)  # fresh Keras state (and memory) for every trial
         gc.collect()
-        built = build(self.trial_config(hp), self.data)
-        self.vocabs[id(built.model)] = built.vocab
-        return built.model
+        return build(cfg, self.data_for(cfg)).model
 
     def fit(self, hp, model, *args, epochs=None, callbacks=None, initial_epoch=0, **kwargs):
         cfg = self.trial_config(hp)
-        built = Built(model, self.vocabs.pop(id(model)), None)
         epochs = epochs or cfg.tuner.epochs
-        stopper = fit_model(cfg, self.data, built, epochs, cfg.tuner.patience, callbacks, initial_epoch)
-        if stopper.nan_loss:
-            raise kt.errors.FailedTrialError("the loss became NaN or infinite")
+        outcome = fit_model(cfg, self.data_for(cfg), Built(model, None), epochs, cfg.tuner.patience, callbacks,
+                            initial_epoch)
+        if not outcome.scored:
+            raise kt.errors.FailedTrialError("the loss became NaN or infinite in the first epoch")
+        best = max(outcome.best_score, 0.0)
         if mlflow.active_run() is not None:
-            mlflow.log_metrics({"best_val_entity_f1": max(stopper.best_f1, 0.0), "best_epoch": stopper.best_epoch})
-        return {OBJECTIVE: max(stopper.best_f1, 0.0)}
+            mlflow.log_metrics({f"best_{self.monitor}": best, "best_epoch": outcome.best_epoch})
+        return {self.monitor: best}
 
 
 class MLflowTrials:
@@ -74,13 +111,18 @@ class MLflowTrials:
     def run_trial(self, trial, *args, **kwargs):
         interrupts.check()
         hp = trial.hyperparameters
-        trial_cfg = self.hypermodel.trial_config(hp)
+        try:
+            trial_cfg = self.hypermodel.trial_config(hp)
+        except ConfigError as e:
+            log.warning("trial %s failed: its config is refused: %s", trial.trial_id, e)
+            raise kt.errors.FailedTrialError(str(e)) from None
+        corpus = self.hypermodel.data_for(trial_cfg).corpus
         run = mlflow.start_run(
             run_name=f"trial {trial.trial_id}", parent_run_id=self.parent_run_id, nested=True,
             experiment_id=self.experiment_id,
             tags={"trial_id": trial.trial_id, "tuner_id": str(self.tuner_id), "seqlab.search": self.project_name,
-                  "encoder": trial_cfg.encoder.name, "head": trial_cfg.head.name, "data": self.hypermodel.data.corpus.name,
-                  **dict(trial_cfg.tracking.get("tags") or {}), **tracking.process_tags()},
+                  "task": trial_cfg.task.name, "encoder": trial_cfg.encoder.name, "head": trial_cfg.head.name,
+                  "data": corpus.name, **dict(trial_cfg.tracking.get("tags") or {}), **tracking.process_tags()},
         )
         self._announce(trial)
         started = time.perf_counter()
@@ -100,7 +142,7 @@ class MLflowTrials:
         """`trial k/N (id i): values`; k is the trial's number in the whole search (resumed ones included)."""
         if not hasattr(self, "search_started"):
             self.search_started = time.perf_counter()
-        values = ", ".join(f"{k}={v}" for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/"))
+        values = ", ".join(f"{k}={v}" for k, v in self.hypermodel.values(trial.hyperparameters).items())
         log.info("trial %s/%s (id %s): %s", trial_number(trial), self._planned(), trial.trial_id, values)
 
     def _planned(self) -> int | str:
@@ -121,7 +163,7 @@ class MLflowTrials:
         best_score = f"{best[0].score:.4f}" if best and best[0].score is not None else "-"
         elapsed = time.perf_counter() - getattr(self, "search_started", time.perf_counter())
         log.info("trial %s/%s done: %s %s, best so far %s, elapsed %s", trial_number(trial), self._planned(),
-                 OBJECTIVE, score, best_score, _clock(elapsed))
+                 self.hypermodel.monitor, score, best_score, _clock(elapsed))
 
 
 def trial_number(trial) -> int | str:
@@ -144,12 +186,12 @@ def _clock(seconds: float) -> str:
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
-def best_trials_table(oracle, n: int = 5) -> str:
-    """Markdown table of the n best completed trials: rank, id, score, hyperparameters."""
+def best_trials_table(oracle, objective: str, n: int = 5) -> str:
+    """Markdown table of the n best completed trials: rank, id, score (`objective`), hyperparameters."""
     done = sorted((t for t in oracle.trials.values() if t.status == "COMPLETED" and t.score is not None),
                   key=lambda t: -t.score)[:n]
     keys = sorted({k for t in done for k in t.hyperparameters.values if not k.startswith("tuner/")})
-    lines = [f"| rank | trial | {OBJECTIVE} | " + " | ".join(keys) + " |", "|---" * (3 + len(keys)) + "|"]
+    lines = [f"| rank | trial | {objective} | " + " | ".join(keys) + " |", "|---" * (3 + len(keys)) + "|"]
     for rank, t in enumerate(done, 1):
         values = [str(t.hyperparameters.values.get(k, "")) for k in keys]
         lines.append(f"| {rank} | {t.trial_id} | {t.score:.4f} | " + " | ".join(values) + " |")
@@ -169,16 +211,13 @@ def memory_mb() -> dict[str, float]:
     return {"rss_mb": rss, "peak_rss_mb": peak}
 
 
-TUNERS = {"random": kt.RandomSearch, "bayesian": kt.BayesianOptimization, "hyperband": kt.Hyperband, "grid": kt.GridSearch}
-
-
 def make_tuner(cfg: DictConfig, hypermodel: TaggerHyperModel, directory: str, worker: bool = False):
     """The keras-tuner Tuner for `tuner.name`, with MLflow trial runs. Workers never wipe the shared directory."""
     t = cfg.tuner
-    base = TUNERS[t.name]
+    base = choices.choose(choices.TUNERS, t.name, "tuner.name").load()
     tracked = type(f"Tracked{base.__name__}", (MLflowTrials, base), {})
     common = dict(
-        hypermodel=hypermodel, objective=kt.Objective(OBJECTIVE, direction="max"), directory=directory,
+        hypermodel=hypermodel, objective=kt.Objective(hypermodel.monitor, direction="max"), directory=directory,
         project_name=t.project, overwrite=not (t.resume or worker), seed=cfg.seed,
         executions_per_trial=t.executions_per_trial, max_consecutive_failed_trials=max(t.max_trials, 3),
     )
@@ -187,14 +226,18 @@ def make_tuner(cfg: DictConfig, hypermodel: TaggerHyperModel, directory: str, wo
     return tracked(max_trials=t.max_trials, **common)
 
 
-def search(cfg: DictConfig, directory: str) -> dict:
-    """Run the search described by `cfg.tuner`; returns the best dev and test entity F1."""
-    if cfg.tuner.name not in TUNERS:
-        raise ConfigError(f"tuner.name={cfg.tuner.name!r} is not one of {', '.join(TUNERS)}")
+def search(cfg: DictConfig, directory: str, overrides: list[str]) -> dict:
+    """Run the search described by `cfg.tuner`; returns the best dev and test scores.
+
+    `overrides`: the command-line overrides `cfg` was composed from; each trial adds its values to them.
+    """
     space = parse_space(cfg, grid=cfg.tuner.name == "grid")
+    for line in left_out(cfg, space):
+        log.info(line)
     role = os.environ.get("KERASTUNER_TUNER_ID", "")
-    data = prepare_data(cfg)
-    hypermodel = TaggerHyperModel(cfg, data, space)
+    hypermodel = TaggerHyperModel(cfg, overrides, space)
+    hypermodel.check_space()
+    data = hypermodel.data_for(cfg)
     Path(directory, cfg.tuner.project).mkdir(parents=True, exist_ok=True)
     parent_file = Path(directory, cfg.tuner.project, PARENT_FILE)
     experiment_id = tracking.use_experiment(cfg.tracking.uri, cfg.tracking.experiment, cfg.tracking.artifact_location)
@@ -206,17 +249,16 @@ def search(cfg: DictConfig, directory: str) -> dict:
         tuner.search(epochs=cfg.tuner.epochs, verbose=0)
         return {}
 
-    tags = {"tuner": cfg.tuner.name, "encoder": cfg.encoder.name, "head": cfg.head.name, "data": data.corpus.name,
-            "seqlab.search": cfg.tuner.project, **tracking.process_tags()}
+    tags = {**run_tags(cfg, data.corpus), "tuner": cfg.tuner.name, "seqlab.search": cfg.tuner.project,
+            **tracking.process_tags()}
     resume_id = parent_file.read_text().strip() if cfg.tuner.resume and parent_file.exists() else None
     if resume_id:
         killed = tracking.end_orphaned_children(resume_id)
         if killed:
             log.info("resume: marked %d trial run(s) left RUNNING by a killed search as KILLED", killed)
+        tags.pop("sweep", None)
     in_sweep = sweep.current()
-    if in_sweep is not None and not resume_id:
-        tags["sweep"] = in_sweep.name
-    tags.update({**sweep.job_details(), **dict(cfg.tracking.get("tags") or {})})
+    tags.update(dict(cfg.tracking.get("tags") or {}))
     parent = mlflow.start_run(run_id=resume_id, experiment_id=None if resume_id else experiment_id,
                               run_name=None if resume_id else f"search {cfg.tuner.name} {cfg.encoder.name}", tags=tags,
                               parent_run_id=in_sweep.parent_run_id if in_sweep is not None and not resume_id else None,
@@ -228,55 +270,58 @@ def search(cfg: DictConfig, directory: str) -> dict:
         tuner.parent_run_id, tuner.experiment_id = parent.info.run_id, parent.info.experiment_id
         parent_file.parent.mkdir(parents=True, exist_ok=True)
         parent_file.write_text(parent.info.run_id)  # for workers, and for tuner.resume=true
-        log.info("search %s: up to %d trials, objective %s; parent MLflow run %s; tuner files in %s",
-                 cfg.tuner.name, cfg.tuner.max_trials, OBJECTIVE, parent.info.run_id, directory)
+        log.info("search %s: up to %s trials, objective %s; parent MLflow run %s; tuner files in %s",
+                 cfg.tuner.name, planned_trials(tuner.oracle, cfg.tuner), hypermodel.monitor, parent.info.run_id, directory)
         tuner.search(epochs=cfg.tuner.epochs, verbose=0)
-        return _log_best(cfg, tuner, hypermodel, data)
+        return _log_best(cfg, tuner, hypermodel)
 
 
-def _log_best(cfg: DictConfig, tuner, hypermodel: TaggerHyperModel, data: Data) -> dict:
+def _log_best(cfg: DictConfig, tuner, hypermodel: TaggerHyperModel) -> dict:
     """Evaluate the best trial's model on test and log it all on the parent run."""
+    monitor = hypermodel.monitor
     completed = [t for t in tuner.oracle.trials.values() if t.status == "COMPLETED"]
     statuses = [t.status for t in tuner.oracle.trials.values()]
-    _log_trial_curves(tuner.parent_run_id, tuner.experiment_id, best_id=tuner.oracle.get_best_trials(1)[0].trial_id
-                      if completed else None)
-    table = best_trials_table(tuner.oracle)
+    _log_trial_curves(tuner.parent_run_id, tuner.experiment_id, monitor,
+                      best_id=tuner.oracle.get_best_trials(1)[0].trial_id if completed else None)
+    table = best_trials_table(tuner.oracle, monitor)
     print(f"\nsearch {cfg.tuner.name}: {len(completed)} of {len(statuses)} trials completed; the best:\n{table}", flush=True)
     mlflow.log_text(table, "best_trials.md")
     mlflow.log_metrics({"trials_completed": len(completed), "trials_failed": statuses.count("FAILED")})
     if not completed:
         raise RuntimeError("no trial completed; see the FAILED trial runs in MLflow for their errors")
     best = tuner.oracle.get_best_trials(1)[0]
-    hp = best.hyperparameters
-    best_cfg = hypermodel.trial_config(hp)
+    values = hypermodel.values(best.hyperparameters)
+    best_cfg = hypermodel.config_for(values)
     with warnings.catch_warnings():  # the checkpoint's optimizer state is not needed for evaluation
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
-        model = tuner.load_model(best)  # rebuilds with the trial's values and loads its best epoch
-    built = Built(model, hypermodel.vocabs.pop(id(model)), None)
-    best_f1 = best.score
-    log.info("best trial %s: dev entity F1 %.4f with %s", best.trial_id, best_f1, hp.values)
+        model = tuner.load_model(best)  # rebuilds with the trial's config and loads its best epoch
+    built = Built(model, None)
+    log.info("best trial %s: %s %.4f with %s", best.trial_id, monitor, best.score, values)
     # The parent describes the model it holds: the best trial's config and tags (the base config is under base.*).
     tracking.log_config(best_cfg)
-    mlflow.log_params({f"best.{k}": v for k, v in hp.values.items()})
+    mlflow.log_params({f"best.{k}": v for k, v in values.items()})
     mlflow.set_tags({"best_trial_id": best.trial_id, "encoder": best_cfg.encoder.name, "head": best_cfg.head.name})
-    mlflow.log_metric("best_val_entity_f1", best_f1)
+    mlflow.log_metric(f"best_{monitor}", best.score)
+    data = hypermodel.data_for(best_cfg)
     log_data(data, built)
     scores = evaluate_and_log(best_cfg, data, built)
-    if scores.get("registered_version"):
-        tracking.set_champion(cfg.tracking.register_as, scores["registered_version"])
-    return {"val_entity_f1": best_f1, "test_entity_f1": scores["entity_f1"], "run_id": mlflow.active_run().info.run_id}
+    if scores.registered_version:
+        tracking.set_champion(cfg.tracking.register_as, scores.registered_version)
+    metric = choices.TASKS[cfg.task.name].metric
+    return {"monitor": monitor, monitor: best.score, f"test_{metric}": scores.metrics[metric],
+            "run_id": mlflow.active_run().info.run_id}
 
 
-def _log_trial_curves(parent_run_id: str, experiment_id: str, best_id: str | None) -> None:
-    """dev_curves.png on the parent: each trial's val_entity_f1 per epoch, the best trial thick."""
+def _log_trial_curves(parent_run_id: str, experiment_id: str, monitor: str, best_id: str | None) -> None:
+    """dev_curves.png on the parent: each trial's dev metric (`monitor`) per epoch, the best trial thick."""
     from seqlab.figures import plot_trial_curves
 
     client = mlflow.tracking.MlflowClient()
     trials = client.search_runs([experiment_id], f"tags.mlflow.parentRunId = '{parent_run_id}'", max_results=5000)
     curves = {f"trial {r.data.tags.get('trial_id', '?')}": [(m.step, m.value) for m in
-              client.get_metric_history(r.info.run_id, OBJECTIVE)] for r in trials}
+              client.get_metric_history(r.info.run_id, monitor)] for r in trials}
     best = f"trial {best_id}" if best_id is not None else None
-    tracking.log_figure(lambda path: plot_trial_curves(curves, OBJECTIVE, path, best), "dev_curves.png")
+    mlflow.log_figure(plot_trial_curves(curves, monitor, best), "dev_curves.png")
 
 
 def _wait_for(path: Path, timeout: float = 300.0) -> str:

@@ -28,7 +28,7 @@ class ColumnFormat:
     tag_col: int = -1
     sep: str | None = None
     encoding: str = "utf-8"
-    scheme: str = "auto"  # iob1 | iob2 | bioes | auto
+    scheme: str = "auto"  # iob1 | iob2 | bioes | auto; "none": free tags (POS), read as they are
 
 
 def clean_token(token: str) -> str:
@@ -61,7 +61,7 @@ def read_conll(path: str | os.PathLike, fmt: ColumnFormat = ColumnFormat()) -> l
 
 def parse_conll(text: str, name: str, fmt: ColumnFormat = ColumnFormat()) -> list[Sentence]:
     """Parse column-file text; `name` is used in error messages."""
-    if fmt.scheme not in (*SCHEMES, "auto"):
+    if fmt.scheme not in (*SCHEMES, "auto", "none"):
         raise DataError(f"data.scheme={fmt.scheme!r} is not one of iob1, iob2, bioes, auto")
     sentences: list[tuple[list[str], list[str], list[int]]] = []
     tokens: list[str] = []

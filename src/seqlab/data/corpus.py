@@ -23,7 +23,7 @@ class Sentence:
 
 @dataclass
 class Corpus:
-    """Train, dev and test splits of one data source, all in IOB2."""
+    """Train, dev and test splits of one data source, all in IOB2 (span tasks) or free tags (pos)."""
 
     name: str
     train: list[Sentence]
@@ -35,9 +35,14 @@ class Corpus:
         return {"train": self.train, "dev": self.dev, "test": self.test}
 
 
-def split_stats(sentences: list[Sentence]) -> dict[str, int]:
-    """Sentence, token and per-type entity counts of one split."""
+def split_stats(sentences: list[Sentence], spans: bool = True) -> dict[str, int]:
+    """Sentence, token and per-type entity counts of one split (spans=False: per-tag token counts)."""
     per_type: Counter[str] = Counter()
+    if not spans:
+        for s in sentences:
+            per_type.update(s.tags)
+        stats = {"sentences": len(sentences), "tokens": sum(len(s) for s in sentences), "tags": len(per_type)}
+        return {**stats, **{f"tokens_{k}": v for k, v in sorted(per_type.items())}}
     for s in sentences:
         per_type.update(kind for kind, _, _ in entity_spans(s.tags))
     stats = {"sentences": len(sentences), "tokens": sum(len(s) for s in sentences)}
@@ -60,7 +65,10 @@ def checked_sentences(rows: list[tuple[list[str], list[str]]], scheme: str, loca
     """(tokens, tags) rows in `scheme` (or "auto": detected) -> IOB2 Sentences.
 
     A tag that does not fit raises DataError at `locate(row, token)`, e.g. "train.txt:12".
+    `scheme="none"`: free tags (POS), kept as they are, unchecked.
     """
+    if scheme == "none":
+        return [Sentence(tuple(tokens), tuple(tags)) for tokens, tags in rows]
     declared = scheme
     if scheme == "auto":
         try:

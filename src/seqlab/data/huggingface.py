@@ -14,8 +14,10 @@ from seqlab.data.corpus import Sentence, checked_sentences
 from seqlab.errors import DataError
 
 
-def load_hf_splits(data: Any) -> dict[str, list[Sentence]]:
-    """{"train": [...], "dev": [...] (may be missing), "test": [...]} in IOB2."""
+def load_hf_splits(data: Any, scheme: str | None = None) -> dict[str, list[Sentence]]:
+    """{"train": [...], "dev": [...] (may be missing), "test": [...]} in IOB2 (tags read in `scheme`,
+    default data.scheme; "none" keeps free tags)."""
+    scheme = scheme or data.scheme
     import datasets
 
     where = data.from_disk or data.name
@@ -37,13 +39,13 @@ def load_hf_splits(data: Any) -> dict[str, list[Sentence]]:
         if wanted[role] not in dataset:
             raise DataError(f"{where}: no split {wanted[role]!r} (data.{role}_split); it has {sorted(dataset)}")
     return {
-        role: _sentences(dataset[split], data, f"{where}[{split}]")
+        role: _sentences(dataset[split], data, f"{where}[{split}]", scheme)
         for role, split in wanted.items()
         if split and split in dataset
     }
 
 
-def _sentences(split, data: Any, where: str) -> list[Sentence]:
+def _sentences(split, data: Any, where: str, scheme: str) -> list[Sentence]:
     for field in (data.tokens_field, data.tags_field):
         if field not in split.column_names:
             raise DataError(f"{where}: no column {field!r} (data.tokens_field / data.tags_field); columns are {split.column_names}")
@@ -57,4 +59,4 @@ def _sentences(split, data: Any, where: str) -> list[Sentence]:
             rows.append(([clean_token(str(t)) for t in tokens], [names[t] if names else str(t) for t in tags]))
     if not rows:
         raise DataError(f"{where}: no sentences")
-    return checked_sentences(rows, data.scheme, lambda i, j: f"{where} row {i}, token {j}")
+    return checked_sentences(rows, scheme, lambda i, j: f"{where} row {i}, token {j}")

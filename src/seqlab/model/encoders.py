@@ -157,13 +157,9 @@ class IDCNNEncoder(keras.layers.Layer):
 
 
 def build_encoder(spec: dict) -> keras.layers.Layer:
-    """From the `encoder` config: bilstm | bigru | cnn | idcnn."""
+    """From the `encoder` config: its `name` picks the class in `seqlab.choices.ENCODERS`, the rest are its arguments."""
+    from seqlab import choices
+
     spec = dict(spec)
-    name = spec.pop("name")
-    if name in ("bilstm", "bigru"):
-        return RNNEncoder(cell=name[2:], name="encoder", **spec)
-    if name == "cnn":
-        return CNNEncoder(name="encoder", **spec)
-    if name == "idcnn":
-        return IDCNNEncoder(name="encoder", **spec)
-    raise ValueError(f"unknown encoder {name!r}")
+    option = choices.choose(choices.ENCODERS, spec.pop("name"), "encoder.name")
+    return option.load()(name="encoder", **option.args, **spec)

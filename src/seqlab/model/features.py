@@ -12,8 +12,6 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from seqlab.data.vocab import CASINGS
-
 UNK_ID = 1
 
 
@@ -86,13 +84,16 @@ class CharLSTM(keras.layers.Layer):
 class WordFeatures(keras.layers.Layer):
     """Concatenated word embedding, character features and casing embedding, then dropout.
 
-    `words` is the `words` config as a dict (see conf/words/). With
-    `word_dropout` > 0, training replaces each word by UNK with that probability.
+    `words` is the `words` config as a dict (see WordsConfig). With
+    `word_dropout` > 0, training replaces each word by UNK with that probability,
+    drawn from a generator seeded by `seed`. `num_casings` is the number of casing
+    classes the preprocessing knows (index 0 = padding).
     """
 
-    def __init__(self, num_words, num_chars, words, **kwargs):
+    def __init__(self, num_words, num_chars, words, num_casings=8, seed=1, **kwargs):
         super().__init__(**kwargs)
         self.num_words, self.num_chars, self.words = num_words, num_chars, dict(words)
+        self.num_casings, self.seed = int(num_casings), int(seed)
         w = self.words
         self.embed = keras.layers.Embedding(num_words, w["dim"], name="word_embedding", trainable=not w.get("freeze", False))
         chars = w.get("chars", "none")
@@ -102,10 +103,10 @@ class WordFeatures(keras.layers.Layer):
             self.char_layer = CharLSTM(num_chars, w["char_dim"], w["char_units"], name="char_lstm")
         else:
             self.char_layer = None
-        self.casing = keras.layers.Embedding(len(CASINGS), w["casing_dim"], name="casing_embedding") if w.get("casing") else None
+        self.casing = keras.layers.Embedding(self.num_casings, w["casing_dim"], name="casing_embedding") if w.get("casing") else None
         self.dropout = keras.layers.Dropout(w["dropout"])
         self.word_dropout = float(w.get("word_dropout", 0.0))
-        self.seed_generator = keras.random.SeedGenerator(w.get("seed", 1))
+        self.seed_generator = keras.random.SeedGenerator(self.seed)
 
     @property
     def output_dim(self) -> int:
@@ -134,5 +135,6 @@ class WordFeatures(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(num_words=self.num_words, num_chars=self.num_chars, words=self.words)
+        config.update(num_words=self.num_words, num_chars=self.num_chars, words=self.words, num_casings=self.num_casings,
+                      seed=self.seed)
         return config

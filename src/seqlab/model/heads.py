@@ -1,8 +1,24 @@
-"""The softmax head's loss and decoder. The CRF head is `seqlab.crf.CRF`."""
+"""Tagger heads: emission scores [B, T, K] -> a loss and decoded tag ids.
+
+Every head offers the same interface, so the tagger picks one in its
+constructor and never asks which it has:
+
+    head.loss(emissions, tags, mask)    float [B, T, K], int [B, T], bool [B, T] -> scalar
+    head.decode(emissions, mask)        -> int32 [B, T], pad_value at padding
+    head.transition_figure(predicted)   -> matplotlib Figure (transition_matrix.png)
+
+`SoftmaxHead` scores each token alone (cross-entropy, argmax); `CRFHead` is the
+linear-chain CRF of `seqlab.crf` (negative log-likelihood, Viterbi).
+"""
 
 from __future__ import annotations
 
+import keras
+import numpy as np
 from keras import ops
+
+from seqlab import choices
+from seqlab.crf import CRF, allowed_transitions
 
 
 def softmax_loss(emissions, tags, mask):
@@ -21,3 +37,91 @@ def argmax_decode(emissions, mask, pad_value=-1):
     """Per-token argmax: int32 [B, T], pad_value at padding. Only right for a softmax head."""
     best = ops.cast(ops.argmax(emissions, axis=-1), "int32")
     return ops.where(mask, best, pad_value)
+
+
+def _allowed(labels, scheme):
+    return allowed_transitions(list(labels), scheme) if scheme else None
+
+
+@keras.saving.register_keras_serializable(package="seqlab")
+class SoftmaxHead(keras.layers.Layer):
+    """Independent per-token softmax over K = len(labels) tags. No weights.
+
+    Args:
+        labels: the tag names (K).
+        scheme: the tag scheme of span labels (iob2, bioes), or None; used only to mark
+            forbidden transitions in the figure (the softmax cannot avoid them).
+        constrained: ignored (only a CRF can enforce constraints); kept so every head takes one config.
+        pad_value: the id `decode` writes at padding.
+    """
+
+    def __init__(self, labels, scheme=None, constrained=False, pad_value=-1, **kwargs):
+        super().__init__(**kwargs)
+        self.labels, self.scheme, self.constrained, self.pad_value = tuple(labels), scheme, constrained, int(pad_value)
+
+    def build(self, input_shape=None):
+        self.built = True  # no weights
+
+    def loss(self, emissions, tags, mask):
+        return softmax_loss(emissions, tags, mask)
+
+    def decode(self, emissions, mask):
+        return argmax_decode(emissions, mask, self.pad_value)
+
+    def call(self, emissions, mask=None):
+        return emissions
+
+    def transition_figure(self, predicted: list[np.ndarray]):
+        """What was predicted: transition shares between the ids of `predicted` (one int array per sentence)."""
+        from seqlab.figures import plot_predicted_transitions, tag_bigram_counts
+
+        counts = tag_bigram_counts(predicted, len(self.labels))
+        return plot_predicted_transitions(counts, list(self.labels), _allowed(self.labels, self.scheme), self.scheme or "")
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(labels=list(self.labels), scheme=self.scheme, constrained=self.constrained, pad_value=self.pad_value)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="seqlab")
+class CRFHead(CRF):
+    """The linear-chain CRF as a head: loss = mean negative log-likelihood per sentence, decode = Viterbi.
+
+    Args:
+        labels: the tag names (K).
+        scheme: the tag scheme of span labels (iob1, iob2, bioes), or None (e.g. POS tags).
+        constrained: with a scheme, never score nor decode a transition it forbids.
+        pad_value: the id `decode` writes at padding.
+    """
+
+    def __init__(self, labels, scheme=None, constrained=True, pad_value=-1, **kwargs):
+        for key in ("num_tags", "constraints"):  # CRF's own arguments, derived here
+            kwargs.pop(key, None)
+        super().__init__(len(labels), labels=list(labels), constraints=scheme if constrained else None,
+                         pad_value=pad_value, **kwargs)
+        self.scheme, self.constrained = scheme, constrained
+
+    def loss(self, emissions, tags, mask):
+        return -ops.mean(self.log_likelihood(emissions, tags, mask))
+
+    def transition_figure(self, predicted=None):
+        """The learned scores, <start> row and <end> column; forbidden cells hatched."""
+        from seqlab.figures import plot_crf_transitions
+
+        weights = [keras.ops.convert_to_numpy(w) for w in (self.transitions, self.start_transitions, self.end_transitions)]
+        return plot_crf_transitions(*weights, list(self.labels), _allowed(self.labels, self.constraints), self.constraints or "")
+
+    def get_config(self):
+        config = super().get_config()
+        for key in ("num_tags", "constraints"):
+            config.pop(key)
+        config.update(scheme=self.scheme, constrained=self.constrained)
+        return config
+
+
+def build_head(spec: dict, labels: list[str], scheme: str | None, pad_value: int = -1) -> keras.layers.Layer:
+    """From the `head` config ({"name": "crf", "constrained": true}) and the task's labels and scheme."""
+    spec = dict(spec)
+    option = choices.choose(choices.HEADS, spec.pop("name"), "head.name")
+    return option.load()(labels, scheme=scheme, pad_value=pad_value, name="head", **spec)

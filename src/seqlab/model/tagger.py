@@ -1,77 +1,77 @@
-"""The sequence tagger: a Keras 3 model whose outputs are emission scores.
+"""The sequence tagger: a Keras 3 model that owns its task and tags raw tokens.
+
+    tagger.tag([["EU", "rejects", "German", "call"]]) -> [["B-ORG", "O", "B-MISC", "O"]]
 
     inputs {"words": int [B, T], "chars": int [B, T, W], "casing": int [B, T]}  (0 = padding)
-      -> WordFeatures [B, T, D] -> encoder [B, T, H] -> Dense [B, T, K]
+      -> WordFeatures [B, T, D] -> encoder [B, T, H] -> Dense [B, T, K] emission scores -> head
 
-The head decides the loss (`compute_loss`) and the decoder (`predict_step`,
-which returns int32 tag ids [B, T] with -1 at padding): Viterbi for the CRF,
-argmax for the softmax.
+The `task` (seqlab.task.TaggingTask, saved inside the .keras file) turns tokens
+into those inputs and decoded ids back into tags; the head, chosen once here,
+gives the loss (`compute_loss`) and the decoder (`predict_step`: int32 tag ids
+[B, T], -1 at padding). This module knows neither corpora nor tag schemes: it
+talks to the task through the attributes and methods documented on `Tagger`.
 """
 
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import ops
 
-from seqlab.crf import CRF
+from seqlab.model.backend import compiled_decoder
 from seqlab.model.encoders import build_encoder
 from seqlab.model.features import WordFeatures
-from seqlab.model.heads import argmax_decode, softmax_loss
+from seqlab.model.heads import build_head
 
 PAD_TAG = -1
 
 
-def input_signature() -> dict:
-    """The tagger's inputs as TensorFlow specs with unknown batch, time and word-length dimensions."""
-    import tensorflow as tf
-
-    return {
-        "words": tf.TensorSpec((None, None), tf.int32),  # [B, T]
-        "chars": tf.TensorSpec((None, None, None), tf.int32),  # [B, T, W]
-        "casing": tf.TensorSpec((None, None), tf.int32),  # [B, T]
-    }
-
-
 @keras.saving.register_keras_serializable(package="seqlab")
 class Tagger(keras.Model):
-    """Sequence tagger built from a plain-dict `spec` (which is its whole config).
+    """A tagger built from its task and three plain-dict configs.
 
-    spec keys: num_words, num_chars, labels, words {...}, encoder {...}, head {...}.
+    Args:
+        task: the token and label side (a registered serializable object, or its serialized dict):
+            `num_words`, `num_chars`, `num_casings`, `labels` (K names), `constraint_scheme` (or None),
+            `encode_tokens(token lists) -> inputs`, `prediction_batches(token lists, size) -> (indices, inputs)`
+            and `to_output(tag names) -> tags`.
+        words, encoder, head: the `words`, `encoder` and `head` configs as dicts.
+        seed: seeds word dropout.
     """
 
-    def __init__(self, spec, **kwargs):
+    def __init__(self, task, words, encoder, head, seed=1, **kwargs):
         super().__init__(**kwargs)
-        self.spec = spec
-        self.features = WordFeatures(spec["num_words"], spec["num_chars"], spec["words"], name="features")
-        self.encoder = build_encoder(spec["encoder"])
-        self.num_tags = len(spec["labels"])
-        self.emission_layer = keras.layers.Dense(self.num_tags, name="emissions")
-        head = spec["head"]
-        self.crf = None
-        if head["name"] == "crf":
-            constraints = spec.get("scheme", "iob2") if head.get("constrained") else None
-            self.crf = CRF(self.num_tags, labels=spec["labels"], constraints=constraints, pad_value=PAD_TAG, name="crf")
+        if isinstance(task, dict):  # from a saved config
+            task = keras.saving.deserialize_keras_object(task)
+        self.task = task
+        self.words_config, self.encoder_config, self.head_config, self.seed = dict(words), dict(encoder), dict(head), seed
+        self.features = WordFeatures(task.num_words, task.num_chars, words, num_casings=task.num_casings, seed=seed,
+                                     name="features")
+        self.encoder = build_encoder(encoder)
+        self.emission_layer = keras.layers.Dense(len(task.labels), name="emissions")
+        self.head = build_head(head, task.labels, task.constraint_scheme, PAD_TAG)
+        self._decoder = None
 
     # -------------------------------------------------------------- building
     def build(self, input_shape=None):
-        """Create every weight from the spec alone (input_shape is ignored). Building twice is a no-op."""
+        """Create every weight from the configs alone (input_shape is ignored). Building twice is a no-op."""
         if self.built:
             return
         self.features.build()
         self.encoder.build((None, None, self.features.output_dim))
         self.emission_layer.build((None, None, self.encoder.output_dim))
-        if self.crf is not None:
-            self.crf.build()
+        self.head.build()
         self.built = True
 
     def get_build_config(self):
-        return {"spec_only": True}  # non-empty, so load_model calls build_from_config
+        return {"configs_only": True}  # non-empty, so load_model calls build_from_config
 
     def build_from_config(self, config):
         self.build()
 
     def get_config(self):
-        return {"spec": self.spec, "name": self.name}
+        return {"task": keras.saving.serialize_keras_object(self.task), "words": self.words_config,
+                "encoder": self.encoder_config, "head": self.head_config, "seed": self.seed, "name": self.name}
 
     # -------------------------------------------------------------- forward
     def call(self, inputs, training=False):
@@ -81,35 +81,45 @@ class Tagger(keras.Model):
         h = self.encoder(x, mask=mask, training=training)  # [B, T, H]
         return self.emission_layer(h)  # [B, T, K]
 
-    def head_loss(self, emissions, tags, mask):
-        """Scalar loss: mean CRF negative log-likelihood per sentence, or token cross-entropy."""
-        if self.crf is not None:
-            return -ops.mean(self.crf.log_likelihood(emissions, tags, mask))
-        return softmax_loss(emissions, tags, mask)
-
-    def decode(self, emissions, mask):
-        """Emissions [B, T, K] -> tag ids int32 [B, T], PAD_TAG at padding."""
-        if self.crf is not None:
-            return self.crf.decode(emissions, mask)
-        return argmax_decode(emissions, mask, PAD_TAG)
-
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        loss = self.head_loss(y_pred, y, x["words"] > 0)
+        loss = self.head.loss(y_pred, y, x["words"] > 0)
         if self.losses:
             loss = loss + ops.sum(self.losses)
         return loss
 
     def predict_step(self, data):
+        """inputs -> tag ids int32 [B, T], PAD_TAG at padding."""
         x = data[0] if isinstance(data, (tuple, list)) else data
-        return self.decode(self(x, training=False), x["words"] > 0)
+        return self.head.decode(self(x, training=False), x["words"] > 0)
+
+    # -------------------------------------------------------------- tagging
+    def tag_ids(self, sentences: list[list[str]], batch_size: int = 256) -> list[np.ndarray]:
+        """Decoded tag ids per sentence (int32 [len(sentence)] each), in input order; nothing is truncated."""
+        if self._decoder is None:
+            self._decoder = compiled_decoder(self)
+        out: list[np.ndarray] = [np.zeros(0, np.int32)] * len(sentences)
+        for idx, inputs in self.task.prediction_batches(sentences, batch_size):
+            ids = self._decoder(inputs)  # int32 [B, T]
+            for row, i in enumerate(idx):
+                out[i] = ids[row, : len(sentences[i])]
+        return out
+
+    def tag_names(self, sentences: list[list[str]], batch_size: int = 256) -> list[list[str]]:
+        """Tag names per sentence as the model decoded them (the training scheme, e.g. BIOES)."""
+        labels = self.task.labels
+        return [[labels[j] for j in ids] for ids in self.tag_ids(sentences, batch_size)]
+
+    def tag(self, sentences: list[list[str]], batch_size: int = 256) -> list[list[str]]:
+        """Token lists in, tag lists out (the task's output scheme: IOB2 for span tasks)."""
+        return [self.task.to_output(tags) for tags in self.tag_names([list(s) for s in sentences], batch_size)]
 
 
-def build_tagger(spec: dict, word_vectors=None) -> Tagger:
+def build_tagger(task, words: dict, encoder: dict, head: dict, seed: int = 1, word_vectors=None) -> Tagger:
     """Create and build a Tagger so that its weights exist.
 
     `word_vectors`: optional float [num_words, dim] initial word embeddings (pretrained).
     """
-    model = Tagger(spec, name="tagger")
+    model = Tagger(task, words, encoder, head, seed=seed, name="tagger")
     model.build()
     if word_vectors is not None:
         model.features.embed.embeddings.assign(word_vectors)

@@ -24,7 +24,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from seqlab.constraints import allowed_transitions
+from seqlab.crf.constraints import allowed_transitions
 
 FORBIDDEN = -1.0e4  # added to forbidden transitions: exp(FORBIDDEN) == 0 in float32
 

@@ -1,0 +1,120 @@
+"""`TaggingTask`: the token and label side of a tagger, saved with its weights.
+
+After keras-hub's preprocessor and flair's saved tag dictionary: the
+vocabulary (words, characters, casing), the label set, the training and
+output tag schemes with the conversion between them, the CRF constraints the
+labels imply, and the metric the task is scored by. `Tagger` keeps one and
+saves it in the .keras file, so that file alone turns raw tokens into tags.
+
+    task = TaggingTask.build("ner", train_sentences, words_cfg, train_scheme="bioes")
+    task.encode_tokens([["EU", "rejects"]])  # {"words": [1, 2], "chars": [1, 2, W], "casing": [1, 2]}
+    task.to_output(["S-ORG", "O"])           # ["B-ORG", "O"]  (IOB2, what is scored)
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import keras
+import numpy as np
+
+from seqlab import choices
+from seqlab.data.corpus import Sentence
+from seqlab.data.schemes import iob2_to_bioes, to_iob2
+from seqlab.data.vocab import CASINGS, Vocabulary, length_batches
+
+
+@keras.saving.register_keras_serializable(package="seqlab")
+class TaggingTask:
+    """A task (ner, chunk, pos), its vocabulary and labels, and its tag schemes.
+
+    Args:
+        name: a key of `seqlab.choices.TASKS`.
+        vocabulary: a `Vocabulary` (or its dict, from a saved config); it holds the labels.
+        train_scheme: span tasks: the scheme the model is trained in (iob2 or bioes); ignored for pos.
+    """
+
+    def __init__(self, name: str, vocabulary: Vocabulary | dict, train_scheme: str = "iob2"):
+        self.name = name
+        self.kind = choices.choose(choices.TASKS, name, "task.name")
+        self.vocabulary = vocabulary if isinstance(vocabulary, Vocabulary) else Vocabulary(**vocabulary)
+        self.train_scheme = train_scheme if self.kind.spans else None
+
+    @classmethod
+    def build(cls, name: str, train: list[Sentence], words, train_scheme: str = "iob2") -> "TaggingTask":
+        """Vocabulary and labels from the training sentences only (`train` is in IOB2, or free tags for pos);
+        `words` is the words config (min_freq, lowercase, digits_to_zero, max_word_len)."""
+        task = cls(name, Vocabulary([], [], []), train_scheme)
+        sentences = [Sentence(s.tokens, tuple(task.to_training(s.tags))) for s in train]
+        task.vocabulary = Vocabulary.build(sentences, words.min_freq, words.lowercase, words.digits_to_zero,
+                                           words.max_word_len)
+        return task
+
+    # ------------------------------------------------------------ what the model reads
+    @property
+    def labels(self) -> list[str]:
+        """The K tag names, in the training scheme; tag id i is labels[i]."""
+        return self.vocabulary.labels
+
+    @property
+    def num_words(self) -> int:
+        return len(self.vocabulary.words)
+
+    @property
+    def num_chars(self) -> int:
+        return len(self.vocabulary.chars)
+
+    @property
+    def num_casings(self) -> int:
+        return len(CASINGS)
+
+    @property
+    def constraint_scheme(self) -> str | None:
+        """The scheme whose forbidden transitions a constrained CRF excludes; None for pos (free tags)."""
+        return self.train_scheme
+
+    @property
+    def metric(self) -> str:
+        """The task's score: entity_f1 (ner), chunk_f1 (chunk), accuracy (pos)."""
+        return self.kind.metric
+
+    @property
+    def monitor(self) -> str:
+        """The per-epoch dev metric early stopping and the tuner maximise, e.g. val_entity_f1."""
+        return self.kind.monitor
+
+    # ------------------------------------------------------------ conversions
+    def to_training(self, tags) -> list[str]:
+        """IOB2 (or free) tags -> the training scheme."""
+        return iob2_to_bioes(tags) if self.train_scheme == "bioes" else list(tags)
+
+    def to_output(self, tags) -> list[str]:
+        """Decoded tags in the training scheme -> the output scheme (IOB2 for span tasks, unchanged for pos)."""
+        return to_iob2(tags, self.train_scheme) if self.kind.spans else list(tags)
+
+    def encode_tokens(self, batch) -> dict[str, np.ndarray]:
+        """Token lists -> {"words": [B, T], "chars": [B, T, W], "casing": [B, T]} int32, 0-padded."""
+        return self.vocabulary.encode_tokens(batch)
+
+    def encode_tags(self, batch, length: int) -> np.ndarray:
+        """Tag lists in the training scheme -> int32 [B, length]."""
+        return self.vocabulary.encode_tags(batch, length)
+
+    def prediction_batches(self, sentences, batch_size: int) -> Iterator[tuple[np.ndarray, dict]]:
+        """(sentence indices, inputs) for batches of similar length; empty batches are skipped."""
+        for idx in length_batches([len(s) for s in sentences], batch_size, rng=None):
+            batch = [sentences[i] for i in idx]
+            if any(batch):
+                yield idx, self.encode_tokens(batch)
+
+    # ------------------------------------------------------------ saving
+    def get_config(self) -> dict:
+        return {"name": self.name, "vocabulary": self.vocabulary.to_dict(), "train_scheme": self.train_scheme}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "TaggingTask":
+        return cls(**config)
+
+    def __repr__(self) -> str:
+        return (f"TaggingTask({self.name!r}, {self.num_words} words, {self.num_chars} chars, "
+                f"{len(self.labels)} labels, train_scheme={self.train_scheme!r})")
