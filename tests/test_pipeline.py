@@ -1,5 +1,6 @@
 """The main entry end to end on a tiny slice, against a real (SQLite) MLflow store."""
 
+import os
 import subprocess
 import sys
 
@@ -63,21 +64,15 @@ def test_training_run_records_the_whole_mlflow_contract(tiny_cfg, head, tmp_path
     sentences = [["EU", "rejects", "German", "call", "to", "boycott", "British", "lamb", "."], ["Paris"], []]
     tags = model.predict(sentences)
     assert [len(t) for t in tags] == [9, 1, 0]
-    labels = set(_labels(tmp_path, run.data.tags["model_uri"]))
+    labels = set(model.unwrap_python_model().tagger.task.labels)  # held by the .keras file alone
+    logged = mlflow.artifacts.download_artifacts(f"{run.data.tags['model_uri']}/artifacts", dst_path=str(tmp_path / "m"))
+    assert sorted(os.listdir(logged)) == ["tagger.keras"]  # no vocabulary or label side files
     assert "O" in labels and all(t in labels for seq in tags for t in seq)
     # Batches whose longest sentence has one token, or none at all.
     for batch in ([["Paris"]], [["Paris"], ["EU"]], [[], ["EU"]], [[]], [[], []]):
         tagged = model.predict(batch)
         assert [len(t) for t in tagged] == [len(s) for s in batch], batch
         assert all(t in labels for seq in tagged for t in seq)
-
-
-def _labels(tmp_path, model_uri):
-    import json
-
-    local = mlflow.artifacts.download_artifacts(f"{model_uri}/artifacts/meta.json", dst_path=str(tmp_path / "meta"))
-    with open(local) as f:
-        return json.load(f)["labels"]
 
 
 def test_pyfunc_matches_in_process_decoding(tiny_cfg):

@@ -32,11 +32,13 @@ def tuner_directory(cfg: DictConfig) -> str:
 
 
 def hydra_overrides() -> list[str]:
-    """The command-line overrides of this Hydra job (a search composes each trial on top of them)."""
+    """The command-line overrides of this Hydra job (a search composes each trial on top of them),
+    with `hydra.searchpath`, which finds the user's own config files (e.g. a search space)."""
     from hydra.core.hydra_config import HydraConfig
 
     try:
-        return list(HydraConfig.get().overrides.task)
+        overrides = HydraConfig.get().overrides
+        return [o for o in overrides.hydra if o.startswith("hydra.searchpath")] + list(overrides.task)
     except ValueError:  # composed without @hydra.main
         raise SeqlabError("a search needs the overrides its config came from: run it with python -m experiments.run, "
                           "or call seqlab.tuning.search(cfg, directory, overrides)") from None

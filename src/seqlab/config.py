@@ -176,11 +176,12 @@ def check_config(cfg: DictConfig, search: bool = True) -> None:
 
     `search=False` leaves the `tuner` block alone: a search checks its space once, then each trial's config.
     """
+    enc = cfg.get("encoder")
+    if enc is not None:  # before the key check: an unknown encoder has no keys to check against
+        _check(enc.get("name") in choices.ENCODERS, "encoder.name", enc.get("name"), f"one of {', '.join(choices.ENCODERS)}")
     known = check_known_keys(cfg)
-    if cfg.get("encoder") is None:
+    if enc is None:
         raise ConfigError(f"no encoder chosen: add +encoder=<{'|'.join(choices.ENCODERS)}>, e.g. +encoder=bilstm")
-    enc = cfg.encoder
-    _check(enc.name in choices.ENCODERS, "encoder.name", enc.name, f"one of {', '.join(choices.ENCODERS)}")
     for key in AT_LEAST_ONE:
         value = _present(cfg, key)
         if value is not None:
@@ -230,7 +231,7 @@ def check_config(cfg: DictConfig, search: bool = True) -> None:
 
 
 FREE_FORM = ("tuner.space", "tracking.tags")  # mappings whose keys are the user's (search dimensions, tags)
-COMPARE_TAGS = ("encoder", "head", "data", "tuner")  # run tags a leaderboard can group by
+COMPARE_TAGS = ("task", "encoder", "head", "data", "tuner")  # run tags a leaderboard can group by
 
 
 def schema_keys(cfg: DictConfig) -> set[str]:

@@ -65,7 +65,8 @@ def prepare_data(cfg: DictConfig) -> Data:
     if kind.spans:
         for split in ("dev", "test"):
             if not has_entities([s.tags for s in getattr(corpus, split)]):
-                log.warning("the %s split has no %ss: its %s is 0%s", split, kind.unit, kind.metric,
+                plural = "entities" if kind.unit == "entity" else f"{kind.unit}s"
+                log.warning("the %s split has no %s: its %s F1 is 0%s", split, plural, kind.unit,
                             ", so early stopping keeps the first epoch" if split == "dev" else "")
     missing = unseen_tags(corpus)
     if missing:
