@@ -1,7 +1,11 @@
 """Time seqlab's CRF against pytorch-crf 0.7.2 and the softmax head, side by side in one run.
 
-    pip install -e '.[bench]'        # torch 2.13.0 (CPU) and pytorch-crf 0.7.2
-    python scripts/bench_crf.py      # prints a Markdown table for docs/benchmarks.md
+    pip install -e '.[bench]'                    # torch 2.13.0 (CPU) and pytorch-crf 0.7.2
+    python scripts/bench_crf.py                  # TensorFlow: graph and XLA, the softmax head, a tagger step
+    python scripts/bench_crf.py --backend all    # the CRF on TensorFlow, JAX and PyTorch, one table
+
+`--backend all` times each backend in its own child process (Keras fixes the
+backend at import), one after the other, and pytorch-crf in this process.
 
 Shapes: B=32, T=40, lengths uniform in [5, 40], K=9 and K=21. Each number is
 the median of `--repeats` timed calls after warm-up, in milliseconds. The last
@@ -11,20 +15,24 @@ table compares a whole BiLSTM tagger's training step with each head.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 from seqlab.crf import CRF  # noqa: E402
 from seqlab.model import build_tagger  # noqa: E402
 from seqlab.model.heads import argmax_decode, softmax_loss  # noqa: E402
+
+BACKENDS = ("tensorflow", "jax", "torch")
 
 
 def median_ms(fn, repeats: int, warmup: int = 5) -> float:
@@ -49,6 +57,8 @@ def make_inputs(batch: int, time_steps: int, k: int, seed: int = 0):
 
 
 def seqlab_timings(emissions, tags, mask, repeats: int, jit: bool) -> dict[str, float]:
+    import tensorflow as tf
+
     k = emissions.shape[-1]
     crf = CRF(k)
     crf.build()
@@ -108,24 +118,67 @@ def torch_timings(emissions, tags, mask, repeats: int) -> dict[str, float] | Non
     return {"nll_grad": median_ms(nll_grad, repeats), "decode": median_ms(decode, repeats)}
 
 
+def backend_timings(emissions, tags, mask, repeats: int) -> dict[str, dict[str, float]]:
+    """This process's Keras backend: {mode: {"nll_grad": ms, "decode": ms}} for each way it can run the CRF."""
+    from seqlab.testing import compiled_modes, in_mode, loss_and_grads
+
+    k = emissions.shape[-1]
+    crf = CRF(k)
+    crf.build()
+    out = {}
+    for mode in compiled_modes():
+        if mode == "graph":
+            continue  # on TensorFlow, seqlab_timings reports it
+        loss = lambda e: -keras.ops.mean(crf.log_likelihood(e, tags, mask))  # noqa: E731
+        decode = in_mode(lambda e, t, m: crf.decode(e, m), mode, k)
+        out[mode] = {"nll_grad": median_ms(lambda: loss_and_grads(loss, emissions, crf, mode), repeats),
+                     "decode": median_ms(lambda: keras.ops.convert_to_numpy(decode(emissions, tags, mask)), repeats)}
+    return out
+
+
+def all_backends(args) -> None:
+    """One table: the CRF on each backend (its own child process) against pytorch-crf (here)."""
+    rows = {}
+    for backend in BACKENDS:
+        env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        proc = subprocess.run([sys.executable, __file__, "--backend-json", "--repeats", str(args.repeats),
+                               "--batch", str(args.batch), "--time", str(args.time)],
+                              env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            print(f"{backend}: failed: {proc.stderr.strip().splitlines()[-1:]}")
+            continue
+        rows[backend] = json.loads(proc.stdout.strip().splitlines()[-1])
+    print("| K | op | backend | mode | seqlab (ms) | pytorch-crf (ms) | pytorch-crf / seqlab |")
+    print("|---|---|---|---|---|---|---|")
+    for k in (9, 21):
+        ref = torch_timings(*make_inputs(args.batch, args.time, k), args.repeats)
+        for op, name in (("nll_grad", "NLL forward + backward"), ("decode", "Viterbi decode")):
+            for backend, by_k in rows.items():
+                for mode, ms in by_k[str(k)].items():
+                    ref_ms = f"{ref[op]:.2f}" if ref else "n/a"
+                    ratio = f"{ref[op] / ms[op]:.1f}x" if ref else "n/a"
+                    print(f"| {k} | {name} | {backend} | {mode} | {ms[op]:.2f} | {ref_ms} | {ratio} |")
+
+
 def tagger_step_ms(head: str, batch: int, time_steps: int, k: int, repeats: int) -> float:
     """One training step of a BiLSTM tagger (word embedding 100 + char CNN, 100 units per direction)."""
+    from seqlab.data.vocab import PAD, UNK, Vocabulary
+    from seqlab.task import TaggingTask
+
     keras.backend.clear_session()
     keras.utils.set_random_seed(0)
     labels = ["O"] + [f"{p}-T{i}" for i in range((k - 1) // 2) for p in "BI"]
-    spec = {
-        "num_words": 5000, "num_chars": 90, "labels": labels, "scheme": "iob2",
-        "words": {"dim": 100, "dropout": 0.5, "chars": "cnn", "char_dim": 30, "char_filters": 30, "char_kernel": 3},
-        "encoder": {"name": "bilstm", "layers": 1, "units": 100, "dropout": 0.5, "recurrent_dropout": 0.0},
-        "head": {"name": head, "constrained": head == "crf"},
-    }
-    model = build_tagger(spec)
+    vocab = Vocabulary([PAD, UNK, *(f"w{i}" for i in range(4998))], [PAD, UNK, *(chr(33 + i) for i in range(88))], labels)
+    model = build_tagger(TaggingTask("ner", vocab, "iob2"),
+                         {"dim": 100, "dropout": 0.5, "chars": "cnn", "char_dim": 30, "char_filters": 30, "char_kernel": 3},
+                         {"name": "bilstm", "layers": 1, "units": 100, "dropout": 0.5, "recurrent_dropout": 0.0},
+                         {"name": head, "constrained": head == "crf"})
     model.compile(optimizer="adam")
     rng = np.random.default_rng(1)
     _, tags, mask = make_inputs(batch, time_steps, k)
     words = np.where(mask, rng.integers(2, 5000, size=mask.shape), 0).astype("int32")
     chars = np.where(mask[..., None], rng.integers(1, 90, size=(*mask.shape, 10)), 0).astype("int32")
-    x = {"words": words, "chars": chars}
+    x = {"words": words, "chars": chars, "casing": np.zeros_like(words)}
     return median_ms(lambda: model.train_on_batch(x, tags), repeats)
 
 
@@ -134,7 +187,25 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=50)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--time", type=int, default=40)
+    parser.add_argument("--backend", choices=["tensorflow", "all"], default="tensorflow",
+                        help="all: the CRF on TensorFlow, JAX and PyTorch against pytorch-crf, in one table")
+    parser.add_argument("--backend-json", action="store_true", help=argparse.SUPPRESS)  # a child of --backend all
     args = parser.parse_args()
+    if args.backend_json:
+        timings = {k: backend_timings(*make_inputs(args.batch, args.time, k), args.repeats) for k in (9, 21)}
+        print(json.dumps(timings))
+        return
+    import tensorflow as tf
+
+    if args.backend == "all":
+        import jax
+        import torch
+
+        print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; keras {keras.__version__}, "
+              f"tensorflow {tf.__version__}, jax {jax.__version__}, torch {torch.__version__} "
+              f"({torch.get_num_threads()} threads); B={args.batch}, T={args.time}, median of {args.repeats} calls\n")
+        all_backends(args)
+        return
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
           f"tensorflow {tf.__version__}, keras {keras.__version__}")

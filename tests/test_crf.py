@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from keras import ops
 
-from seqlab.crf.constraints import allowed_transitions
 from seqlab.crf import CRF
+from seqlab.crf.constraints import allowed_transitions
+from seqlab.testing import compiled_modes, in_mode, loss_and_grads
 
 LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 
@@ -181,20 +182,15 @@ def test_allowed_transitions_bioes():
 
 
 def test_all_padding_rows_and_length_one_are_finite_with_finite_gradients():
-    import tensorflow as tf
-
     crf = random_crf(3, seed=5)
-    emissions = tf.constant(np.random.default_rng(5).normal(size=(3, 4, 3)).astype("float32"))
+    emissions = np.random.default_rng(5).normal(size=(3, 4, 3)).astype("float32")
     mask = np.array([[False] * 4, [True, False, False, False], [True] * 4])
     tags = np.zeros((3, 4), "int32")
-    with tf.GradientTape() as tape:
-        tape.watch(emissions)
-        loss = -tf.reduce_sum(crf.log_likelihood(emissions, tags, mask))
-    grads = tape.gradient(loss, [emissions, *crf.trainable_weights])
-    assert np.isfinite(loss.numpy())
-    assert all(np.isfinite(g.numpy()).all() for g in grads)
-    assert crf.log_likelihood(emissions, tags, mask).numpy()[0] == 0.0
-    assert (crf.decode(emissions, mask).numpy()[0] == crf.pad_value).all()
+    loss, grads = loss_and_grads(lambda e: -ops.sum(crf.log_likelihood(e, tags, mask)), emissions, crf)
+    assert np.isfinite(loss) and len(grads) == 4
+    assert all(np.isfinite(g).all() for g in grads)
+    assert ops.convert_to_numpy(crf.log_likelihood(emissions, tags, mask))[0] == 0.0
+    assert (ops.convert_to_numpy(crf.decode(emissions, mask))[0] == crf.pad_value).all()
 
 
 def test_half_precision_emissions_are_computed_in_float32(case):
@@ -207,24 +203,20 @@ def test_half_precision_emissions_are_computed_in_float32(case):
         np.testing.assert_allclose(ops.convert_to_numpy(half), full, rtol=2e-2, atol=5e-2)
 
 
-def test_xla_matches_eager(case):
-    import tensorflow as tf
-
+@pytest.mark.parametrize("mode", compiled_modes()[1:])
+def test_compiled_matches_eager(case, mode):
     crf, emissions, mask = case
     tags = np.ones((4, 5), "int32")
-    eager = (crf.log_likelihood(emissions, tags, mask).numpy(), crf.decode(emissions, mask).numpy())
-    def both(e, t, m):
-        with tf.GradientTape() as tape:
-            tape.watch(e)
-            llh = crf.log_likelihood(e, t, m)
-            total = tf.reduce_sum(llh)
-        return llh, crf.decode(e, m), tape.gradient(total, e)
-
-    eager_grad = both(tf.constant(emissions), tags, mask)[2].numpy()
-    got = tf.function(both, jit_compile=True)(tf.constant(emissions), tags, mask)
-    np.testing.assert_allclose(got[0].numpy(), eager[0], atol=1e-5)
-    np.testing.assert_array_equal(got[1].numpy(), eager[1])
-    np.testing.assert_allclose(got[2].numpy(), eager_grad, atol=1e-5)
+    eager = [ops.convert_to_numpy(x) for x in (crf.log_likelihood(emissions, tags, mask), crf.decode(emissions, mask))]
+    got = in_mode(lambda e, t, m: (crf.log_likelihood(e, t, m), crf.decode(e, m)), mode, 4)(emissions, tags, mask)
+    np.testing.assert_allclose(ops.convert_to_numpy(got[0]), eager[0], atol=1e-5)
+    np.testing.assert_array_equal(ops.convert_to_numpy(got[1]), eager[1])
+    loss = lambda e: ops.sum(crf.log_likelihood(e, tags, mask))  # noqa: E731
+    eager_loss, eager_grads = loss_and_grads(loss, emissions, crf)
+    compiled_loss, compiled_grads = loss_and_grads(loss, emissions, crf, mode)
+    assert compiled_loss == pytest.approx(eager_loss, abs=1e-4)
+    for a, b in zip(compiled_grads, eager_grads):
+        np.testing.assert_allclose(a, b, atol=1e-5)
 
 
 def test_bad_shapes_give_clear_errors():
@@ -294,17 +286,7 @@ def _all_outputs(crf, nbest_k):
     return run
 
 
-def _in_mode(fn, mode, k):
-    if mode == "eager":
-        return fn
-    import tensorflow as tf
-
-    signature = [tf.TensorSpec((None, None, k), tf.float32), tf.TensorSpec((None, None), tf.int32),
-                 tf.TensorSpec((None, None), tf.bool)]
-    return tf.function(fn, input_signature=signature, jit_compile=mode == "xla")
-
-
-@pytest.mark.parametrize("mode", ["eager", "graph", "xla"])
+@pytest.mark.parametrize("mode", compiled_modes())
 @pytest.mark.parametrize("shape", list(SHAPES))
 def test_every_batch_shape_matches_enumeration(shape, mode):
     t, lengths = SHAPES[shape]
@@ -312,7 +294,7 @@ def test_every_batch_shape_matches_enumeration(shape, mode):
     crf = random_crf(k, seed=21)
     emissions, mask = random_batch(b, t, k, lengths, seed=21)
     tags = np.random.default_rng(22).integers(0, k, size=(b, t)).astype("int32")
-    outs = _in_mode(_all_outputs(crf, nbest_k), mode, k)(emissions, tags, mask)
+    outs = in_mode(_all_outputs(crf, nbest_k), mode, k)(emissions, tags, mask)
     llh, paths, scores, marg, npaths, nscores = (ops.convert_to_numpy(x) for x in outs)
     assert paths.shape == (b, t) and marg.shape == (b, t, k) and npaths.shape == (b, nbest_k, t)
     for row, length in enumerate(lengths):
@@ -336,20 +318,11 @@ def test_every_batch_shape_matches_enumeration(shape, mode):
         assert [tuple(p[:length]) for p in npaths[row, : len(ranked)]][0] == ranked[0][0]
 
 
-def test_length_one_batch_trains_with_finite_gradients_under_xla():
-    import tensorflow as tf
-
+@pytest.mark.parametrize("mode", compiled_modes()[-1:])
+def test_length_one_batch_trains_with_finite_gradients_compiled(mode):
     crf = random_crf(3, seed=23, labels=["O", "B-X", "I-X"], constraints="iob2")
-    emissions = tf.constant(np.random.default_rng(23).normal(size=(3, 1, 3)).astype("float32"))
+    emissions = np.random.default_rng(23).normal(size=(3, 1, 3)).astype("float32")
     mask = np.array([[True], [False], [True]])
     tags = np.array([[1], [0], [0]], "int32")
-
-    @tf.function(jit_compile=True)
-    def loss_and_grads(e):
-        with tf.GradientTape() as tape:
-            tape.watch(e)
-            loss = -tf.reduce_sum(crf.log_likelihood(e, tags, mask))
-        return loss, tape.gradient(loss, [e, *crf.trainable_weights])
-
-    loss, grads = loss_and_grads(emissions)
-    assert np.isfinite(loss.numpy()) and all(np.isfinite(g.numpy()).all() for g in grads)
+    loss, grads = loss_and_grads(lambda e: -ops.sum(crf.log_likelihood(e, tags, mask)), emissions, crf, mode)
+    assert np.isfinite(loss) and all(np.isfinite(g).all() for g in grads)

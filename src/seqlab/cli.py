@@ -60,9 +60,9 @@ def run_job(cfg: DictConfig) -> float:
         check_config(cfg)
         check_store(cfg.tracking.uri, cfg.tracking.artifact_location)
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-        from seqlab.quiet import import_tensorflow
+        from seqlab.quiet import import_backend
 
-        import_tensorflow()  # without its C++ start-up lines
+        import_backend()  # TensorFlow without its C++ start-up lines, or JAX / PyTorch
         if cfg.get("tuner") is not None:
             from seqlab.tuning import search
 

@@ -24,9 +24,9 @@ class TaggerPyfunc(mlflow.pyfunc.PythonModel):
     """Loads `tagger.keras` and calls its `tag`."""
 
     def load_context(self, context) -> None:
-        from seqlab.quiet import import_tensorflow
+        from seqlab.quiet import import_backend
 
-        import_tensorflow()  # without its C++ start-up lines
+        import_backend()  # TensorFlow without its C++ start-up lines, or JAX / PyTorch
         import keras
 
         seqlab.register_keras_objects()
@@ -42,18 +42,25 @@ class TaggerPyfunc(mlflow.pyfunc.PythonModel):
         return state
 
 
-def pip_requirements() -> list[str]:
-    """Pinned to what trained the model: MLflow's inference cannot see seqlab's custom layers."""
-    import keras
-    import numpy
-    import tensorflow
+BACKEND_PACKAGES = {"tensorflow": ["tensorflow"], "jax": ["jax", "jaxlib"], "torch": ["torch"]}
 
-    return [
-        f"tensorflow=={tensorflow.__version__}",
-        f"keras=={keras.__version__}",
-        f"numpy=={numpy.__version__}",
-        f"mlflow=={mlflow.__version__}",
-    ]
+
+def pip_requirements() -> list[str]:
+    """Pinned to what trained the model (its Keras backend's packages included): MLflow's inference
+    cannot see seqlab's custom layers. The .keras file itself loads on any backend."""
+    import importlib
+    from importlib.metadata import PackageNotFoundError, version
+
+    import keras
+
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:  # e.g. tensorflow-cpu provides the tensorflow module
+            return importlib.import_module(name).__version__
+
+    packages = [*BACKEND_PACKAGES.get(keras.backend.backend(), []), "keras", "numpy", "mlflow"]
+    return [f"{name}=={installed(name)}" for name in packages]
 
 
 @contextlib.contextmanager

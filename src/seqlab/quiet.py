@@ -61,3 +61,13 @@ def import_tensorflow():
         os.unlink(path)
         sys.stderr.writelines(kept)
     return tf
+
+
+def import_backend():
+    """Import the Keras backend's library: TensorFlow quietly (above), JAX or PyTorch as they are."""
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    if backend == "tensorflow":
+        return import_tensorflow()
+    import importlib
+
+    return importlib.import_module(backend)

@@ -51,3 +51,70 @@ def tiny_overrides(tmp_path: Path, *extra: str) -> list[str]:
         f"tracking.artifact_location={tmp_path}/mlruns",
         *extra,
     ]
+
+
+# ---------------------------------------------------------------- the same CRF checks on every Keras backend
+def compiled_modes() -> list[str]:
+    """How the active backend can run a function: eager, and its compilers."""
+    import keras
+
+    return {"tensorflow": ["eager", "graph", "xla"], "jax": ["eager", "jit"], "torch": ["eager"]}[keras.backend.backend()]
+
+
+def in_mode(fn, mode: str, k: int):
+    """fn(emissions [B, T, K], tags [B, T], mask [B, T]) run eagerly, or compiled as `mode` says.
+
+    graph / xla: tf.function with unknown batch and time dimensions (as the tagger's decoder traces it);
+    jit: jax.jit.
+    """
+    if mode == "eager":
+        return fn
+    if mode == "jit":
+        import jax
+
+        return jax.jit(fn)
+    import tensorflow as tf
+
+    signature = [tf.TensorSpec((None, None, k), tf.float32), tf.TensorSpec((None, None), tf.int32),
+                 tf.TensorSpec((None, None), tf.bool)]
+    return tf.function(fn, input_signature=signature, jit_compile=mode == "xla")
+
+
+def loss_and_grads(loss_fn, x, layer, mode: str = "eager"):
+    """loss_fn(x) -> scalar, its value and its gradients with respect to x and `layer`'s trainable weights,
+    as numpy, on the active backend (compiled: tf.function(jit_compile=True) or jax.jit)."""
+    import keras
+    import numpy as np
+
+    backend = keras.backend.backend()
+    weights = layer.trainable_weights
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        def run(x):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                loss = loss_fn(x)
+            return loss, tape.gradient(loss, [x, *weights])
+
+        loss, grads = (tf.function(run, jit_compile=True) if mode != "eager" else run)(tf.constant(x))
+    elif backend == "jax":
+        import jax
+
+        def pure(x, values):
+            with keras.StatelessScope(state_mapping=list(zip(weights, values))):
+                return loss_fn(x)
+
+        run = jax.value_and_grad(pure, argnums=(0, 1))
+        loss, (gx, gw) = (jax.jit(run) if mode != "eager" else run)(x, [w.value for w in weights])
+        grads = [gx, *gw]
+    else:
+        import torch
+
+        xt = torch.tensor(x, requires_grad=True)
+        for w in weights:
+            w.value.grad = None
+        loss = loss_fn(xt)
+        loss.backward()
+        grads = [xt.grad, *(w.value.grad for w in weights)]
+    return float(keras.ops.convert_to_numpy(loss)), [np.asarray(keras.ops.convert_to_numpy(g)) for g in grads]

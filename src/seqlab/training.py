@@ -40,6 +40,7 @@ class BucketedBatches(keras.utils.PyDataset):
         self.sentences, self.task, self.batch_size = sentences, task, batch_size
         self.rng = np.random.default_rng(seed)
         self.batches = length_batches([len(s) for s in sentences], batch_size, self.rng)
+        self.pad = None  # set by seqlab.model.backend.as_dataset where shapes must come in few sizes
 
     def __len__(self) -> int:
         return len(self.batches)
@@ -47,7 +48,8 @@ class BucketedBatches(keras.utils.PyDataset):
     def __getitem__(self, i):
         batch = [self.sentences[j] for j in self.batches[i]]
         x = self.task.encode_tokens([s.tokens for s in batch])
-        return x, self.task.encode_tags([s.tags for s in batch], x["words"].shape[1])
+        y = self.task.encode_tags([s.tags for s in batch], x["words"].shape[1])
+        return (x, y) if self.pad is None else self.pad(x, y)
 
     def on_epoch_end(self) -> None:
         self.batches = length_batches([len(s) for s in self.sentences], self.batch_size, self.rng)

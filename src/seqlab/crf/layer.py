@@ -59,6 +59,24 @@ def _scan(step, init, xs, reverse=False):
     return tf.nest.pack_sequence_as(init, carry_flat), tf.nest.pack_sequence_as(init, [ta.stack() for ta in ys_ta])
 
 
+def _is_symbolic(x) -> bool:
+    """True while a compiler traces `x` (its values are not known yet) on the active Keras backend."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return not tf.executing_eagerly()
+    if backend == "jax":
+        import jax
+
+        return isinstance(x, jax.core.Tracer)
+    if backend == "torch":
+        import torch
+
+        return torch.compiler.is_compiling()
+    return False
+
+
 MIN_TIME = 2  # every recursion gets at least one step (see CRF._prepare)
 
 
@@ -181,11 +199,8 @@ class CRF(keras.layers.Layer):
     @staticmethod
     def _check_right_padded(mask):
         """Reject masks with a real token after padding (left padding, holes), where values are visible."""
-        if keras.backend.backend() == "tensorflow":
-            import tensorflow as tf
-
-            if not tf.executing_eagerly():
-                return  # inside a graph the values are unknown; the callers' masks come from `words > 0`
+        if _is_symbolic(mask):
+            return  # traced (tf.function, jax.jit, torch.compile): values unknown; callers' masks come from `words > 0`
         gap = ops.logical_and(mask[:, 1:], ops.logical_not(mask[:, :-1]))
         if bool(ops.convert_to_numpy(ops.any(gap))):
             rows = np.nonzero(ops.convert_to_numpy(ops.any(gap, axis=1)))[0].tolist()

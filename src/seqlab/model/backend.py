@@ -1,8 +1,12 @@
-"""The TensorFlow-only parts of running a tagger, in one place.
+"""What differs between Keras backends when a tagger trains and decodes, in one place.
 
-On TensorFlow, training and decoding go through functions traced once with
-unknown batch, time and word-length dimensions (`input_signature`), so batches
-of every shape reuse one graph. Other Keras backends use Keras' own loops.
+TensorFlow: training reads a `tf.data` pipeline and decoding runs a function
+traced once with unknown batch, time and word-length dimensions
+(`input_signature`), so batches of every shape reuse one graph.
+JAX and PyTorch: Keras' own loops over the `PyDataset`; JAX compiles once per
+input shape, so batches are padded up to a few bucket sizes (`pad_to_buckets`)
+and reuse a handful of compiled functions. Padding is masked everywhere
+(word id 0), so it never changes a result.
 """
 
 from __future__ import annotations
@@ -26,14 +30,36 @@ def input_signature() -> dict:
     }
 
 
+BUCKET = 8  # time steps and characters are padded up to a multiple of this on JAX and PyTorch
+
+
+def _round_up(n: int) -> int:
+    return max(BUCKET, -(-n // BUCKET) * BUCKET)
+
+
+def pad_to_buckets(x: dict, y=None):
+    """Pad inputs {"words": [B, T], "chars": [B, T, W], "casing": [B, T]} (and tags [B, T]) with zeros
+    so that T and W are multiples of BUCKET: few distinct shapes, so few compilations."""
+    t, w = x["words"].shape[1], x["chars"].shape[2]
+    dt, dw = _round_up(t) - t, _round_up(w) - w
+    out = {"words": np.pad(x["words"], ((0, 0), (0, dt))), "chars": np.pad(x["chars"], ((0, 0), (0, dt), (0, dw))),
+           "casing": np.pad(x["casing"], ((0, 0), (0, dt)))}
+    return out if y is None else (out, np.pad(y, ((0, 0), (0, dt))))
+
+
 def compiled_decoder(model):
-    """inputs dict -> decoded tag ids (numpy int32 [B, T]), traced once for every batch shape.
+    """inputs dict -> decoded tag ids (numpy int32 [B, T]), compiled once for (nearly) every batch shape.
 
     Keras' predict_on_batch retraces for each new (T, W) until it relaxes the
-    shapes; a fixed signature with unknown dimensions avoids that on TensorFlow.
+    shapes; on TensorFlow a fixed signature with unknown dimensions avoids that,
+    elsewhere inputs are padded to bucket sizes and the output cropped back.
     """
     if not is_tensorflow():
-        return lambda x: np.asarray(model.predict_on_batch(x))
+        def decode(x):
+            time = x["words"].shape[1]
+            return np.asarray(model.predict_on_batch(pad_to_buckets(x)))[:, :time]
+
+        return decode
     import tensorflow as tf
 
     decode = tf.function(lambda x: model.predict_step(x), input_signature=[input_signature()])
@@ -43,8 +69,9 @@ def compiled_decoder(model):
 def as_dataset(batches):
     """TensorFlow: a tf.data pipeline over a PyDataset of (inputs, tags [B, T]) with variable T and W
     (one trace, no retracing); each pass is one epoch and regroups the batches after it.
-    Other backends: the PyDataset itself."""
+    Other backends: the PyDataset, its batches padded to bucket sizes."""
     if not is_tensorflow():
+        batches.pad = pad_to_buckets
         return batches
     import tensorflow as tf
 

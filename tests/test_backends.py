@@ -1,0 +1,78 @@
+"""The CRF and the tagger on JAX and PyTorch, each in its own process (Keras fixes the backend at import).
+
+This session runs on TensorFlow (the default); every test here starts a child with KERAS_BACKEND set.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import mlflow
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from seqlab.testing import REPO, compose, tiny_overrides
+
+OTHER_BACKENDS = ["jax", "torch"]
+
+
+def on_backend(backend: str, args: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
+    pytest.importorskip(backend)
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("backend", OTHER_BACKENDS)
+def test_the_crf_suite_and_the_guide_pass_on(backend):
+    """The brute-force CRF tests (log Z, Viterbi, marginals, n-best, masking, length 1 and empty rows,
+    constraints, gradients, the backend's compiler) and docs/crf.md."""
+    proc = on_backend(backend, [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                                "tests/test_crf.py", "tests/test_docs.py"])
+    tail = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert "passed" in tail and "failed" not in tail, tail
+
+
+@pytest.mark.parametrize("backend", OTHER_BACKENDS)
+def test_a_run_on_another_backend_logs_the_same_contract_and_its_model_loads_here(tmp_path, backend):
+    overrides = tiny_overrides(tmp_path, "+encoder=bilstm", "encoder.units=8", "trainer.epochs=2")
+    proc = on_backend(backend, [sys.executable, "-m", "experiments.run", *overrides, f"hydra.run.dir={tmp_path}/out"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client = MlflowClient(compose(overrides).tracking.uri)
+    run = client.search_runs([client.get_experiment_by_name("seqlab").experiment_id])[0]
+    assert run.info.status == "FINISHED"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "val_entity_f1")] == [1, 2]
+    assert {"test_entity_f1", "best_val_entity_f1", "test_invalid_transition_rate", "num_params"} <= set(run.data.metrics)
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"transition_matrix.png", "f1_by_type.png", "test_predictions.jsonl", "config.yaml"} <= artifacts
+    # The model saved on that backend tags here, on TensorFlow, exactly as it tagged there.
+    model = mlflow.pyfunc.load_model(run.data.tags["model_uri"])
+    logged = [json.loads(line) for line in
+              mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/test_predictions.jsonl").splitlines()]
+    assert model.predict([r["tokens"] for r in logged]) == [r["pred"] for r in logged]
+
+
+def test_a_tagger_saved_on_tensorflow_loads_and_predicts_the_same_on_jax_and_torch(tmp_path):
+    from seqlab.pipeline import build, prepare_data
+
+    cfg = compose(tiny_overrides(tmp_path, "+encoder=cnn", "words.chars=lstm", "words.casing=true"))
+    model = build(cfg, prepare_data(cfg)).model
+    sentences = [["EU", "rejects", "German", "call"], ["Paris"], [], ["@user", "lol", "#tbt", "in", "New", "York", "!"]]
+    inputs = model.task.encode_tokens([s for s in sentences if s])
+    emissions = np.asarray(model(inputs))
+    expected = model.tag(sentences)
+    model.save(tmp_path / "tagger.keras")
+    np.save(tmp_path / "emissions.npy", emissions)
+    code = ("import json, sys, numpy as np, keras, seqlab\n"
+            "m = keras.saving.load_model(sys.argv[1], compile=False)\n"
+            "sents = json.loads(sys.argv[2])\n"
+            "x = m.task.encode_tokens([s for s in sents if s])\n"
+            "np.testing.assert_allclose(keras.ops.convert_to_numpy(m(x)), np.load(sys.argv[3]), atol=1e-4)\n"
+            "print(json.dumps(m.tag(sents)))\n")
+    for backend in OTHER_BACKENDS:
+        proc = on_backend(backend, [sys.executable, "-c", code, str(tmp_path / "tagger.keras"), json.dumps(sentences),
+                                    str(tmp_path / "emissions.npy")], timeout=300)
+        assert proc.returncode == 0, f"{backend}: {proc.stderr[-3000:]}"
+        assert json.loads(proc.stdout.strip().splitlines()[-1]) == expected, backend
