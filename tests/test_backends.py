@@ -40,7 +40,9 @@ def test_a_run_on_another_backend_logs_the_same_contract_and_its_model_loads_her
     overrides = tiny_overrides(tmp_path, "+encoder=bilstm", "encoder.units=8", "trainer.epochs=2")
     proc = on_backend(backend, [sys.executable, "-m", "experiments.run", *overrides, f"hydra.run.dir={tmp_path}/out"])
     assert proc.returncode == 0, proc.stderr[-3000:]
-    client = MlflowClient(compose(overrides).tracking.uri)
+    uri = compose(overrides).tracking.uri
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient(uri)
     run = client.search_runs([client.get_experiment_by_name("seqlab").experiment_id])[0]
     assert run.info.status == "FINISHED"
     assert [m.step for m in client.get_metric_history(run.info.run_id, "val_entity_f1")] == [1, 2]

@@ -124,6 +124,7 @@ class CRF(keras.layers.Layer):
     def __init__(self, num_tags, labels=None, constraints=None, pad_value=-1, **kwargs):
         kwargs.setdefault("dtype", "float32")  # stay float32 under mixed precision
         super().__init__(**kwargs)
+        self.supports_masking = True  # `call` is the identity: the emissions' mask passes through
         if labels is not None and len(labels) != num_tags:
             raise ValueError(f"CRF got num_tags={num_tags} but {len(labels)} labels")
         if constraints is not None and labels is None:
@@ -169,9 +170,10 @@ class CRF(keras.layers.Layer):
         """Effective (transitions [K, K], start [K], end [K]) in float32, penalties included."""
         if not self.built:
             self.build()
-        trans = ops.cast(self.transitions, "float32") + self._trans_penalty
-        start = ops.cast(self.start_transitions, "float32") + self._start_penalty
-        end = ops.cast(self.end_transitions, "float32") + self._end_penalty
+        # ops.add, not +: a NumPy penalty on the right of a torch tensor would be turned into NumPy.
+        trans = ops.add(ops.cast(self.transitions, "float32"), self._trans_penalty)
+        start = ops.add(ops.cast(self.start_transitions, "float32"), self._start_penalty)
+        end = ops.add(ops.cast(self.end_transitions, "float32"), self._end_penalty)
         return trans, start, end
 
     def _prepare(self, emissions, mask):

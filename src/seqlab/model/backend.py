@@ -30,6 +30,20 @@ def input_signature() -> dict:
     }
 
 
+def predict_step(model, *args):
+    """`model.decode_inputs` as Keras' predict step. TensorFlow and PyTorch call it with (data,);
+    JAX with (state, data), the variables' values passed in, as its jit needs."""
+    if keras.backend.backend() != "jax":
+        (data,) = args
+        return model.decode_inputs(data[0] if isinstance(data, (tuple, list)) else data)
+    (trainable, non_trainable), data = args
+    x = data[0] if isinstance(data, (tuple, list)) else data
+    mapping = [*zip(model.trainable_variables, trainable), *zip(model.non_trainable_variables, non_trainable)]
+    with keras.StatelessScope(state_mapping=mapping):
+        ids = model.decode_inputs(x)
+    return ids, non_trainable
+
+
 BUCKET = 8  # time steps and characters are padded up to a multiple of this on JAX and PyTorch
 
 
@@ -62,7 +76,7 @@ def compiled_decoder(model):
         return decode
     import tensorflow as tf
 
-    decode = tf.function(lambda x: model.predict_step(x), input_signature=[input_signature()])
+    decode = tf.function(model.decode_inputs, input_signature=[input_signature()])
     return lambda x: decode(x).numpy()
 
 

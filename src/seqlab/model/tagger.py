@@ -18,7 +18,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from seqlab.model.backend import compiled_decoder
+from seqlab.model.backend import compiled_decoder, predict_step
 from seqlab.model.encoders import build_encoder
 from seqlab.model.features import WordFeatures
 from seqlab.model.heads import build_head
@@ -87,10 +87,13 @@ class Tagger(keras.Model):
             loss = loss + ops.sum(self.losses)
         return loss
 
-    def predict_step(self, data):
-        """inputs -> tag ids int32 [B, T], PAD_TAG at padding."""
-        x = data[0] if isinstance(data, (tuple, list)) else data
+    def decode_inputs(self, x):
+        """inputs -> tag ids int32 [B, T], PAD_TAG at padding (the head's decoder on the emissions)."""
         return self.head.decode(self(x, training=False), x["words"] > 0)
+
+    def predict_step(self, *args):
+        """Keras' predict step: decoded tag ids. Its signature differs by backend (see backend.predict_step)."""
+        return predict_step(self, *args)
 
     # -------------------------------------------------------------- tagging
     def tag_ids(self, sentences: list[list[str]], batch_size: int = 256) -> list[np.ndarray]:
