@@ -120,7 +120,7 @@ def torch_timings(emissions, tags, mask, repeats: int) -> dict[str, float] | Non
 
 def backend_timings(emissions, tags, mask, repeats: int) -> dict[str, dict[str, float]]:
     """This process's Keras backend: {mode: {"nll_grad": ms, "decode": ms}} for each way it can run the CRF."""
-    from seqlab.testing import compiled_modes, in_mode, loss_and_grads
+    from seqlab.testing import compiled_modes, grad_function, in_mode
 
     k = emissions.shape[-1]
     crf = CRF(k)
@@ -129,9 +129,9 @@ def backend_timings(emissions, tags, mask, repeats: int) -> dict[str, dict[str, 
     for mode in compiled_modes():
         if mode == "graph":
             continue  # on TensorFlow, seqlab_timings reports it
-        loss = lambda e: -keras.ops.mean(crf.log_likelihood(e, tags, mask))  # noqa: E731
+        nll_grad = grad_function(lambda e: -keras.ops.mean(crf.log_likelihood(e, tags, mask)), crf, mode)
         decode = in_mode(lambda e, t, m: crf.decode(e, m), mode, k)
-        out[mode] = {"nll_grad": median_ms(lambda: loss_and_grads(loss, emissions, crf, mode), repeats),
+        out[mode] = {"nll_grad": median_ms(lambda: nll_grad(emissions), repeats),
                      "decode": median_ms(lambda: keras.ops.convert_to_numpy(decode(emissions, tags, mask)), repeats)}
     return out
 
@@ -195,8 +195,9 @@ def main() -> None:
         timings = {k: backend_timings(*make_inputs(args.batch, args.time, k), args.repeats) for k in (9, 21)}
         print(json.dumps(timings))
         return
-    import tensorflow as tf
+    from seqlab.quiet import import_tensorflow
 
+    tf = import_tensorflow()
     if args.backend == "all":
         import jax
         import torch

@@ -80,14 +80,16 @@ def in_mode(fn, mode: str, k: int):
     return tf.function(fn, input_signature=signature, jit_compile=mode == "xla")
 
 
-def loss_and_grads(loss_fn, x, layer, mode: str = "eager"):
-    """loss_fn(x) -> scalar, its value and its gradients with respect to x and `layer`'s trainable weights,
-    as numpy, on the active backend (compiled: tf.function(jit_compile=True) or jax.jit)."""
+def grad_function(loss_fn, layer, mode: str = "eager"):
+    """x -> (loss_fn(x), [d/dx, d/d each of `layer`'s trainable weights]) as numpy, on the active backend,
+    built (and compiled: tf.function(jit_compile=True) or jax.jit, unless mode is "eager") once."""
     import keras
     import numpy as np
 
     backend = keras.backend.backend()
     weights = layer.trainable_weights
+    to_numpy = lambda loss, grads: (float(keras.ops.convert_to_numpy(loss)),  # noqa: E731
+                                    [np.asarray(keras.ops.convert_to_numpy(g)) for g in grads])
     if backend == "tensorflow":
         import tensorflow as tf
 
@@ -97,8 +99,9 @@ def loss_and_grads(loss_fn, x, layer, mode: str = "eager"):
                 loss = loss_fn(x)
             return loss, tape.gradient(loss, [x, *weights])
 
-        loss, grads = (tf.function(run, jit_compile=True) if mode != "eager" else run)(tf.constant(x))
-    elif backend == "jax":
+        compiled = tf.function(run, jit_compile=True) if mode != "eager" else run
+        return lambda x: to_numpy(*compiled(tf.constant(x)))
+    if backend == "jax":
         import jax
 
         def pure(x, values):
@@ -106,15 +109,26 @@ def loss_and_grads(loss_fn, x, layer, mode: str = "eager"):
                 return loss_fn(x)
 
         run = jax.value_and_grad(pure, argnums=(0, 1))
-        loss, (gx, gw) = (jax.jit(run) if mode != "eager" else run)(x, [w.value for w in weights])
-        grads = [gx, *gw]
-    else:
-        import torch
+        compiled = jax.jit(run) if mode != "eager" else run
 
+        def call(x):
+            loss, (gx, gw) = compiled(x, [w.value for w in weights])
+            return to_numpy(loss, [gx, *gw])
+
+        return call
+    import torch
+
+    def call(x):
         xt = torch.tensor(x, requires_grad=True)
         for w in weights:
             w.value.grad = None
         loss = loss_fn(xt)
         loss.backward()
-        grads = [xt.grad, *(w.value.grad for w in weights)]
-    return float(keras.ops.convert_to_numpy(loss)), [np.asarray(keras.ops.convert_to_numpy(g)) for g in grads]
+        return to_numpy(loss.detach(), [xt.grad, *(w.value.grad for w in weights)])
+
+    return call
+
+
+def loss_and_grads(loss_fn, x, layer, mode: str = "eager"):
+    """loss_fn(x) -> scalar: its value and its gradients with respect to x and `layer`'s trainable weights."""
+    return grad_function(loss_fn, layer, mode)(x)
