@@ -256,6 +256,10 @@ class CRF(keras.layers.Layer):
     def _forward(self, emissions, mask):
         """Forward variables. Returns (alpha at each row's last token [B, K], all alphas [T, B, K])."""
         trans, start, _ = self._scores()
+        if keras.backend.backend() == "torch":
+            from seqlab.crf import torch_loops
+
+            return torch_loops.forward(emissions, mask, trans, start)
         # exp-space matrix product instead of a [B, K, K] logsumexp: same result, far cheaper.
         exp_trans = ops.exp(trans - ops.max(trans, axis=0, keepdims=True))  # [K, K], columns max 1
         trans_shift = ops.max(trans, axis=0)  # [K]
@@ -323,6 +327,12 @@ class CRF(keras.layers.Layer):
         time = ops.shape(emissions)[1]
         emissions, mask = self._prepare(emissions, mask)
         trans, start, end = self._decode_scores()
+        if keras.backend.backend() == "torch":
+            from seqlab.crf import torch_loops
+
+            paths, best = torch_loops.viterbi(emissions, mask, trans, start, end)
+            lengths = ops.sum(ops.cast(mask, "int32"), axis=1)
+            return ops.where(mask, paths, self.pad_value)[:, :time], ops.where(lengths > 0, best, 0.0)
         k = self.num_tags
         identity = ops.arange(k, dtype="int32")[None, :]  # [1, K]
         score0 = start + emissions[:, 0]  # [B, K]
