@@ -28,7 +28,7 @@ def on_backend(backend: str, args: list[str], timeout: int = 600) -> subprocess.
 def test_the_crf_suite_and_the_guide_pass_on(backend):
     """The brute-force CRF tests (log Z, Viterbi, marginals, n-best, masking, length 1 and empty rows,
     constraints, gradients, the backend's compiler) and docs/crf.md."""
-    proc = on_backend(backend, [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+    proc = on_backend(backend, [sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider",
                                 "tests/test_crf.py", "tests/test_docs.py"])
     tail = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
