@@ -14,7 +14,7 @@ Masks are bool [B, T], True for real tokens, padding on the right only.
 All math runs in float32, whatever the dtype of the emissions. The recursion
 over time runs inside the graph (`tf.while_loop` on TensorFlow, `keras.ops.scan`
 elsewhere), with no Python loop over the batch, and compiles under XLA.
-Forbidden transitions (`constraints="iob2"` or `"bioes"` with `labels`) get a
+Forbidden transitions (`constraints="iob1"`, `"iob2"` or `"bioes"` with `labels`) get a
 score of -10000, which underflows to exactly zero probability in float32.
 """
 
@@ -108,7 +108,7 @@ class CRF(keras.layers.Layer):
     Args:
         num_tags: K, the number of tags.
         labels: optional tag names (length K); needed for `constraints`.
-        constraints: None, "iob2" or "bioes": forbid the transitions that
+        constraints: None, "iob1", "iob2" or "bioes": forbid the transitions that
             scheme does not allow (e.g. O -> I-PER, start -> I-PER).
         pad_value: the tag id written at padded positions by `decode`/`nbest`.
 
