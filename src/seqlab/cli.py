@@ -63,6 +63,9 @@ def run_job(cfg: DictConfig) -> float:
         from seqlab.quiet import import_backend
 
         import_backend()  # TensorFlow without its C++ start-up lines, or JAX / PyTorch
+        from seqlab import threads
+
+        threads.apply(cfg.trainer.get("threads"))  # parallel jobs share the cores
         if cfg.get("tuner") is not None:
             from seqlab.tuning import search
 

@@ -82,6 +82,7 @@ class TrainerConfig:
     min_delta: float = 0.0  # a dev score must beat the best by more than this to count as better
     eval_batch_size: int = 256
     progress: Optional[bool] = None  # Keras' progress bar inside epochs; null: when an epoch has > 500 batches
+    threads: Optional[int] = None  # CPU threads for this job; null: all cores, or cores / n_jobs under hydra/launcher=joblib
 
 
 @dataclass
@@ -202,6 +203,8 @@ def check_config(cfg: DictConfig, search: bool = True) -> None:
     _check(cfg.data.source in choices.DATA_SOURCES, "data.source", cfg.data.source, f"one of {', '.join(choices.DATA_SOURCES)}")
     _check(cfg.data.scheme in ("iob1", "iob2", "bioes", "auto"), "data.scheme", cfg.data.scheme, "iob1, iob2, bioes or auto")
     _check(cfg.data.train_scheme in ("iob2", "bioes"), "data.train_scheme", cfg.data.train_scheme, "iob2 or bioes")
+    _check(cfg.trainer.get("threads") is None or cfg.trainer.threads >= 1, "trainer.threads", cfg.trainer.get("threads"),
+           "null or an integer >= 1")
     _check(cfg.trainer.min_delta >= 0, "trainer.min_delta", cfg.trainer.min_delta, "a float >= 0")
     _check(cfg.data.max_len is None or cfg.data.max_len >= 1, "data.max_len", cfg.data.max_len, "null or >= 1")
     _check(cfg.data.limit is None or cfg.data.limit >= 1, "data.limit", cfg.data.limit, "null or >= 1")

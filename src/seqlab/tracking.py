@@ -84,8 +84,12 @@ def system_metrics(cfg: DictConfig) -> bool:
 
 
 def process_tags() -> dict[str, str]:
-    """Which process writes the run: `python -m experiments.cleanup` marks runs of dead processes KILLED."""
-    return {"seqlab.host": socket.gethostname(), "seqlab.pid": str(os.getpid())}
+    """Which process writes the run (`python -m experiments.cleanup` marks runs of dead processes KILLED),
+    and the CPU threads it was given (`seqlab.threads`: a number, or "default")."""
+    from seqlab import threads
+
+    return {"seqlab.host": socket.gethostname(), "seqlab.pid": str(os.getpid()),
+            "seqlab.threads": str(threads.applied or "default")}
 
 
 @contextlib.contextmanager

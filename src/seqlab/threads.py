@@ -1,0 +1,73 @@
+"""How many CPU threads one job's backend may use, so that parallel jobs do not oversubscribe the cores.
+
+`trainer.threads` (set) wins. Otherwise, when Hydra's joblib launcher runs
+`hydra.launcher.n_jobs` jobs at once, each gets cores // n_jobs threads; a job
+run alone keeps its backend's default (all cores).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+log = logging.getLogger("seqlab")
+applied: int | None = None  # what `apply` set in this process (None: the backend's default)
+
+
+def cores() -> int:
+    """The CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def parallel_jobs() -> int:
+    """How many jobs Hydra's launcher runs at once: joblib's n_jobs (negative: cores + 1 + n_jobs), else 1."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        launcher = HydraConfig.get().launcher
+    except ValueError:  # composed without @hydra.main
+        return 1
+    n_jobs = launcher.get("n_jobs") if "joblib" in str(launcher.get("_target_", "")) else None
+    if n_jobs is None:
+        return 1
+    n_jobs = int(n_jobs)
+    return max(1, n_jobs if n_jobs > 0 else cores() + 1 + n_jobs)
+
+
+def threads_for(setting: int | None) -> int | None:
+    """trainer.threads, or cores // parallel jobs when jobs run in parallel, or None (the backend's default)."""
+    if setting:
+        return int(setting)
+    jobs = parallel_jobs()
+    return max(1, cores() // jobs) if jobs > 1 else None
+
+
+def apply(setting: int | None) -> int | None:
+    """Limit the Keras backend's intra-op threads (call after importing it, before it runs anything)."""
+    global applied
+    threads = threads_for(setting)
+    if threads is None:
+        return None
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
+        except RuntimeError:  # a reused worker process: TensorFlow keeps its first setting
+            threads = tf.config.threading.get_intra_op_parallelism_threads() or threads
+    elif backend == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+    else:  # JAX reads XLA_FLAGS at import; its CPU client has no thread setting later
+        log.info("trainer.threads=%s is not applied on %s", threads, backend)
+        return None
+    log.info("%d CPU thread(s) for this job (%s)", threads,
+             "trainer.threads" if setting else f"{cores()} cores / {parallel_jobs()} parallel jobs")
+    applied = threads
+    return threads
