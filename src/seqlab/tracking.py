@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import socket
+import time
 
 import mlflow
 from mlflow.exceptions import MlflowException
@@ -149,7 +150,16 @@ def log_split(corpus: str, split: str, source: str, digest: str) -> None:
     from mlflow.data.sources import LocalArtifactDatasetSource
 
     dataset = MetaDataset(LocalArtifactDatasetSource(str(source)), name=f"{corpus}-{split}", digest=digest[:32])
-    mlflow.log_input(dataset, context=split)
+    for attempt in range(3):
+        try:
+            mlflow.log_input(dataset, context=split)
+            return
+        except MlflowException as e:
+            # Runs that start together on a PostgreSQL-backed server race to create the same dataset row
+            # (MLflow checks, then inserts); the loser's retry finds the row and only links it.
+            if attempt == 2 or "unique" not in str(e).lower():
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 def log_epoch(epoch: int, metrics: dict[str, float]) -> None:
