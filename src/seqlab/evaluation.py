@@ -74,7 +74,6 @@ class Scores:
     support: dict[str, int]
     report: str
     per_label_name: str  # "f1" or "accuracy": what per_label holds
-    registered_version: str | None = None  # set once the model is registered
 
 
 def score(kind, gold: list[list[str]], pred: list[list[str]]) -> Scores:

@@ -106,15 +106,18 @@ def fit_model(cfg: DictConfig, data: Data, built: Built, epochs: int, patience: 
                tracking.log_epoch, callbacks, initial_epoch, cfg.trainer.get("progress"))
 
 
-def evaluate_and_log(cfg: DictConfig, data: Data, built: Built) -> Scores:
-    """Test scores, predictions, figures, summary and the model, logged to the active MLflow run."""
+def evaluate_and_log(cfg: DictConfig, data: Data, built: Built) -> tuple[Scores, str | None]:
+    """Test scores, predictions, figures, summary and the model, logged to the active MLflow run.
+
+    Returns the scores and the registered model version (None unless tracking.register_as registered it).
+    """
     model, task = built.model, built.task
     test_tokens = [list(s.tokens) for s in data.corpus.test]
     test_gold = [list(s.tags) for s in data.corpus.test]
     started = time.perf_counter()
     ids = model.tag_ids(test_tokens, cfg.trainer.eval_batch_size)
     predict_seconds = time.perf_counter() - started
-    raw = [[task.labels[j] for j in row] for row in ids]  # in the training scheme
+    raw = [task.names(row) for row in ids]  # in the training scheme
     test_pred = [task.to_output(tags) for tags in raw]
     scores = score(task.kind, test_gold, test_pred)
     log.info("test %s", "  ".join(f"{k} {v:.4f}" for k, v in scores.metrics.items()))
@@ -126,13 +129,12 @@ def evaluate_and_log(cfg: DictConfig, data: Data, built: Built) -> Scores:
     tracking.log_predictions(test_tokens, test_gold, test_pred)
     mlflow.log_figure(model.head.transition_figure(ids), "transition_matrix.png")
     unit = task.kind.unit
-    if task.kind.spans:
-        figure = plot_f1_by_type(scores.per_label, scores.support, f"test {unit} F1 by type", f"F1 (n = gold {unit}s of the type)")
-        mlflow.log_figure(figure, "f1_by_type.png")
-    else:
-        figure = plot_f1_by_type(scores.per_label, scores.support, "test accuracy by gold tag", "accuracy (n = gold tokens)")
-        mlflow.log_figure(figure, "accuracy_by_tag.png")
+    title, xlabel, name = ((f"test {unit} F1 by type", f"F1 (n = gold {unit}s of the type)", "f1_by_type.png")
+                           if task.kind.spans else
+                           ("test accuracy by gold tag", "accuracy (n = gold tokens)", "accuracy_by_tag.png"))
+    mlflow.log_figure(plot_f1_by_type(scores.per_label, scores.support, title, xlabel), name)
     mlflow.log_text(_summary(model), "model_summary.txt")
+    registered_version = None
     if cfg.tracking.log_model:
         # A sweep registers only its best job's model, when it ends (seqlab.leaderboard.finish_sweep).
         register_as = None if sweep.current() is not None else cfg.tracking.get("register_as")
@@ -141,10 +143,10 @@ def evaluate_and_log(cfg: DictConfig, data: Data, built: Built) -> Scores:
                           registered_model_name=register_as)
         uri = f"runs:/{mlflow.active_run().info.run_id}/{name}"
         mlflow.set_tags({"model_uri": uri, "model_id": info.model_id})
-        scores.registered_version = info.registered_model_version if register_as else None
+        registered_version = info.registered_model_version if register_as else None
         log.info("logged the model as %s%s", uri,
                  f", registered as {register_as} version {info.registered_model_version}" if register_as else "")
-    return scores
+    return scores, registered_version
 
 
 def log_data(data: Data, built: Built) -> None:
@@ -207,7 +209,7 @@ def train(cfg: DictConfig) -> dict:
             "train_seconds": seconds,
             "train_sentences_per_sec": len(data.train) * outcome.epochs_run / max(seconds, 1e-9),
         })
-        scores = evaluate_and_log(cfg, data, built)
+        scores, _ = evaluate_and_log(cfg, data, built)
     return {"monitor": task.monitor, task.monitor: best, f"test_{task.metric}": scores.metrics[task.metric],
             "run_id": run.info.run_id}
 

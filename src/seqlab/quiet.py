@@ -63,9 +63,14 @@ def import_tensorflow():
     return tf
 
 
+def backend_name() -> str:
+    """The Keras backend this process will use, read without importing Keras ($KERAS_BACKEND)."""
+    return os.environ.get("KERAS_BACKEND", "tensorflow")
+
+
 def import_backend():
     """Import the Keras backend's library: TensorFlow quietly (above), JAX or PyTorch as they are."""
-    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    backend = backend_name()
     if backend == "tensorflow":
         return import_tensorflow()
     import importlib

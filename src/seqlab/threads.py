@@ -51,7 +51,9 @@ def apply(setting: int | None) -> int | None:
     threads = threads_for(setting)
     if threads is None:
         return None
-    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    from seqlab.quiet import backend_name
+
+    backend = backend_name()
     if backend == "tensorflow":
         import tensorflow as tf
 

@@ -304,9 +304,9 @@ def _log_best(cfg: DictConfig, tuner, hypermodel: TaggerHyperModel) -> dict:
     mlflow.log_metric(f"best_{monitor}", best.score)
     data = hypermodel.data_for(best_cfg)
     log_data(data, built)
-    scores = evaluate_and_log(best_cfg, data, built)
-    if scores.registered_version:
-        tracking.set_champion(cfg.tracking.register_as, scores.registered_version)
+    scores, registered_version = evaluate_and_log(best_cfg, data, built)
+    if registered_version:
+        tracking.set_champion(cfg.tracking.register_as, registered_version)
     metric = choices.TASKS[cfg.task.name].metric
     return {"monitor": monitor, monitor: best.score, f"test_{metric}": scores.metrics[metric],
             "run_id": mlflow.active_run().info.run_id}

@@ -13,7 +13,8 @@ exact Viterbi, `marginals` is forward-backward and `nbest` is k-best Viterbi.
 Masks are bool [B, T], True for real tokens, padding on the right only.
 All math runs in float32, whatever the dtype of the emissions. The recursion
 over time runs inside the graph (`tf.while_loop` on TensorFlow, `keras.ops.scan`
-elsewhere), with no Python loop over the batch, and compiles under XLA.
+on JAX; plain torch loops for the forward algorithm and Viterbi on PyTorch, see
+torch_loops.py), with no Python loop over the batch, and compiles under XLA.
 Forbidden transitions (`constraints="iob1"`, `"iob2"` or `"bioes"` with `labels`) get a
 score of -10000, which underflows to exactly zero probability in float32.
 """

@@ -33,6 +33,7 @@ class Tagger(keras.Model):
     Args:
         task: the token and label side (a registered serializable object, or its serialized dict):
             `num_words`, `num_chars`, `num_casings`, `labels` (K names), `constraint_scheme` (or None),
+            `names(tag ids) -> tag names`,
             `encode_tokens(token lists) -> inputs`, `prediction_batches(token lists, size) -> (indices, inputs)`
             and `to_output(tag names) -> tags`.
         words, encoder, head: the `words`, `encoder` and `head` configs as dicts.
@@ -109,8 +110,7 @@ class Tagger(keras.Model):
 
     def tag_names(self, sentences: list[list[str]], batch_size: int = 256) -> list[list[str]]:
         """Tag names per sentence as the model decoded them (the training scheme, e.g. BIOES)."""
-        labels = self.task.labels
-        return [[labels[j] for j in ids] for ids in self.tag_ids(sentences, batch_size)]
+        return [self.task.names(ids) for ids in self.tag_ids(sentences, batch_size)]
 
     def tag(self, sentences: list[list[str]], batch_size: int = 256) -> list[list[str]]:
         """Token lists in, tag lists out (the task's output scheme: IOB2 for span tasks)."""

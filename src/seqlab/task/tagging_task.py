@@ -88,6 +88,11 @@ class TaggingTask:
         """IOB2 (or free) tags -> the training scheme."""
         return iob2_to_bioes(tags) if self.train_scheme == "bioes" else list(tags)
 
+    def names(self, ids) -> list[str]:
+        """Decoded tag ids of one sentence -> tag names in the training scheme."""
+        labels = self.labels
+        return [labels[j] for j in ids]
+
     def to_output(self, tags) -> list[str]:
         """Decoded tags in the training scheme -> the output scheme (IOB2 for span tasks, unchanged for pos)."""
         return to_iob2(tags, self.train_scheme) if self.kind.spans else list(tags)
