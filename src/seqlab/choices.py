@@ -84,6 +84,7 @@ ENCODER_SCHEMAS = {"rnn": RNNEncoderConfig, "cnn": CNNEncoderConfig, "idcnn": ID
 class HeadConfig:
     name: str = "crf"
     constrained: bool = True  # CRF on span tasks: never decode a transition the tag scheme forbids
+    reduction: str = "mean"  # the loss over a batch: mean (per sentence for crf, per token for softmax) | sum
 
 
 HEADS = {

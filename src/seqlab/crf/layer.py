@@ -102,6 +102,20 @@ def _pad_time(x, value):
     return tf.pad(x, widths, constant_values=value)
 
 
+XLA_BUCKET = 8  # under `xla`, time is padded up to a multiple of this: one XLA compilation per padded shape
+
+
+def _pad_to_bucket(*tensors):
+    """Tensors [B, T, ...] (float padded with 0.0, int with 0, bool with False) -> [B, T', ...], T' the next
+    multiple of XLA_BUCKET (and at least XLA_BUCKET). TensorFlow tensors; one padding width for all."""
+    import tensorflow as tf
+
+    time = tf.shape(tensors[0])[1]
+    extra = tf.maximum(XLA_BUCKET - time, (-time) % XLA_BUCKET)
+    row = tf.stack([0, extra])
+    return [tf.pad(x, tf.stack([[0, 0], row] + [[0, 0]] * (len(x.shape) - 2))) for x in tensors]
+
+
 @keras.saving.register_keras_serializable(package="seqlab")
 class CRF(keras.layers.Layer):
     """Linear-chain CRF over `num_tags` tags.
@@ -112,6 +126,11 @@ class CRF(keras.layers.Layer):
         constraints: None, "iob1", "iob2" or "bioes": forbid the transitions that
             scheme does not allow (e.g. O -> I-PER, start -> I-PER).
         pad_value: the tag id written at padded positions by `decode`/`nbest`.
+        xla: TensorFlow only: run `log_likelihood` and `viterbi` as functions compiled by XLA
+            whenever they are traced into a graph (`tf.function`, Keras' fit and predict), so
+            their loops over time run fused even inside a model that is not compiled by XLA.
+            Time is padded to a multiple of XLA_BUCKET (masked: results are unchanged).
+            Eager calls, and the other backends, ignore it. Not saved: the tagger sets it.
 
     Weights: `transitions` [K, K] (from, to), `start_transitions` [K],
     `end_transitions` [K].
@@ -122,9 +141,11 @@ class CRF(keras.layers.Layer):
         paths = crf.decode(emissions, mask)                # int32 [B, T]
     """
 
-    def __init__(self, num_tags, labels=None, constraints=None, pad_value=-1, **kwargs):
+    def __init__(self, num_tags, labels=None, constraints=None, pad_value=-1, xla=False, **kwargs):
         kwargs.setdefault("dtype", "float32")  # stay float32 under mixed precision
         super().__init__(**kwargs)
+        self.xla = bool(xla)
+        self._compiled = {}
         self.supports_masking = True  # `call` is the identity: the emissions' mask passes through
         if labels is not None and len(labels) != num_tags:
             raise ValueError(f"CRF got num_tags={num_tags} but {len(labels)} labels")
@@ -178,13 +199,18 @@ class CRF(keras.layers.Layer):
         return trans, start, end
 
     def _prepare(self, emissions, mask):
-        """float32 emissions [B, T', K] and bool mask [B, T']; checks shapes.
+        """float32 emissions [B, T', K] and bool mask [B, T'], checked.
 
         T' = max(T, 2): a batch whose longest row has 0 or 1 tokens gets masked
         padding columns, so that every recursion has at least one step (an empty
         loop cannot be stacked in graph mode, nor compiled by XLA). Callers crop
-        their per-token outputs back to T with `_crop`.
+        their per-token outputs back to T.
         """
+        emissions, mask = self._checked(emissions, mask)
+        return _pad_time(emissions, 0.0), _pad_time(mask, False)
+
+    def _checked(self, emissions, mask):
+        """float32 emissions [B, T, K] and a bool mask [B, T] (all True when None), their shapes checked."""
         emissions = ops.cast(ops.convert_to_tensor(emissions), "float32")
         if len(emissions.shape) != 3:
             raise ValueError(f"CRF emissions must be [batch, time, num_tags], got shape {emissions.shape}")
@@ -197,7 +223,76 @@ class CRF(keras.layers.Layer):
             if len(mask.shape) != 2:
                 raise ValueError(f"CRF mask must be [batch, time], got shape {mask.shape}")
             self._check_right_padded(mask)
-        return _pad_time(emissions, 0.0), _pad_time(mask, False)
+        return emissions, mask
+
+    def _in_xla(self) -> bool:
+        if not self.xla or keras.backend.backend() != "tensorflow":
+            return False
+        import tensorflow as tf
+
+        return not tf.executing_eagerly()
+
+    def _compile(self, name, fn):
+        import tensorflow as tf
+
+        if name not in self._compiled:
+            self._compiled[name] = tf.function(fn, jit_compile=True, reduce_retracing=True)
+        return self._compiled[name]
+
+    def _xla_decode(self, emissions, mask):
+        """`_viterbi` compiled by XLA, time padded to a multiple of XLA_BUCKET (callers crop)."""
+        return self._compile("viterbi", self._viterbi)(*_pad_to_bucket(emissions, mask))
+
+    def _xla_nll(self, emissions, mask, tags, reduction):
+        """`nll` with its value and gradient from one XLA-compiled call (see `nll`)."""
+        import tensorflow as tf
+
+        emissions, mask, tags = _pad_to_bucket(emissions, mask, tags)
+        weights = self.trainable_weights  # transitions, start_transitions, end_transitions (when trainable)
+
+        def value_and_grads(emissions, mask, tags):
+            with tf.GradientTape() as tape:  # inside the compiled function: XLA differentiates the loops
+                tape.watch(emissions)
+                loss = self._reduce(-self._log_likelihood(emissions, mask, tags), reduction)
+            return loss, tape.gradient(loss, [emissions, *weights])
+
+        fused = self._compile(f"nll_{reduction}", value_and_grads)
+
+        @tf.custom_gradient
+        def nll(emissions):
+            loss, grads = fused(emissions, mask, tags)
+
+            def grad(dy, variables=None):
+                by_variable = {id(getattr(w, "value", w)): g for w, g in zip(weights, grads[1:])}
+                return dy * grads[0], [dy * by_variable[id(v)] for v in variables or []]
+
+            return loss, grad
+
+        return nll(emissions)
+
+    def _backward(self, emissions, mask, trans, end):
+        """Backward variables beta [T, B, K]: log-sum of the scores after t (end included) given y_t.
+        At a row's last real token (and after it) beta is the end score."""
+        exp_trans_t = ops.transpose(ops.exp(trans - ops.max(trans, axis=1, keepdims=True)))  # [K(to), K(from)]
+        trans_shift = ops.max(trans, axis=1)  # [K(from)]
+        beta_last = ops.broadcast_to(end, (ops.shape(emissions)[0], self.num_tags))  # [B, K]
+        xs = (ops.moveaxis(emissions[:, 1:], 1, 0), ops.moveaxis(mask[:, 1:], 1, 0))
+
+        def step(beta, x):
+            emit_n, mask_n = x  # emissions and mask of t + 1
+            nxt = beta + emit_n  # [B, K(to)]
+            top = ops.max(nxt, axis=1, keepdims=True)
+            summed = ops.matmul(ops.exp(nxt - top), exp_trans_t)  # [B, K(from)]
+            beta_t = ops.log(ops.maximum(summed, 1e-37)) + top + trans_shift
+            beta_t = ops.where(mask_n[:, None], beta_t, beta_last)
+            return beta_t, beta_t
+
+        _, betas = _scan(step, beta_last, xs, reverse=True)  # [T-1, B, K]
+        return ops.concatenate([betas, beta_last[None]], axis=0)
+
+    @staticmethod
+    def _reduce(per_row, reduction):
+        return ops.sum(per_row) if reduction == "sum" else ops.mean(per_row)
 
     @staticmethod
     def _check_right_padded(mask):
@@ -252,6 +347,26 @@ class CRF(keras.layers.Layer):
         """
         emissions, mask = self._prepare(emissions, mask)
         tags = _pad_time(ops.cast(tags, "int32"), 0)
+        return self._log_likelihood(emissions, mask, tags)
+
+    def nll(self, emissions, tags, mask=None, reduction="mean"):
+        """The training loss: negative log-likelihood, averaged ("mean") or summed ("sum") over the
+        batch's rows -> scalar. emissions [B, T, K], tags int [B, T], mask bool [B, T].
+
+        Under `xla` in a TensorFlow graph, the value and its gradient (w.r.t. the emissions and
+        the weights) come from one XLA-compiled call, and backpropagation scales that gradient:
+        a tape cannot reach into an XLA function whose loops keep intermediate values
+        (TensorFlow refuses TensorLists at the XLA boundary), and this way nothing is computed twice.
+        """
+        if reduction not in ("mean", "sum"):
+            raise ValueError(f"CRF loss reduction must be mean or sum, got {reduction!r}")
+        if self._in_xla():  # padded to a bucket size, which is at least MIN_TIME
+            return self._xla_nll(*self._checked(emissions, mask), ops.cast(tags, "int32"), reduction)
+        emissions, mask = self._prepare(emissions, mask)
+        tags = _pad_time(ops.cast(tags, "int32"), 0)
+        return self._reduce(-self._log_likelihood(emissions, mask, tags), reduction)
+
+    def _log_likelihood(self, emissions, mask, tags):
         return self._path_score(emissions, tags, mask) - self._log_partition(emissions, mask)
 
     def _forward(self, emissions, mask):
@@ -284,24 +399,7 @@ class CRF(keras.layers.Layer):
         emissions, mask = self._prepare(emissions, mask)
         trans, _, end = self._scores()
         _, alphas = self._forward(emissions, mask)  # [T, B, K]
-        exp_trans_t = ops.transpose(ops.exp(trans - ops.max(trans, axis=1, keepdims=True)))  # [K(to), K(from)]
-        trans_shift = ops.max(trans, axis=1)  # [K(from)]
-        batch = ops.shape(emissions)[0]
-        beta_last = ops.broadcast_to(end, (batch, self.num_tags))  # [B, K]
-        # beta_t depends on emissions[t+1] and mask[t+1]; scan backwards over t = T-2 .. 0.
-        xs = (ops.moveaxis(emissions[:, 1:], 1, 0), ops.moveaxis(mask[:, 1:], 1, 0))
-
-        def step(beta, x):
-            emit_n, mask_n = x  # emissions and mask of t + 1
-            nxt = beta + emit_n  # [B, K(to)]
-            top = ops.max(nxt, axis=1, keepdims=True)
-            summed = ops.matmul(ops.exp(nxt - top), exp_trans_t)  # [B, K(from)]
-            beta_t = ops.log(ops.maximum(summed, 1e-37)) + top + trans_shift
-            beta_t = ops.where(mask_n[:, None], beta_t, beta_last)  # last real token: only the end score
-            return beta_t, beta_t
-
-        _, betas = _scan(step, beta_last, xs, reverse=True)  # [T-1, B, K]
-        betas = ops.concatenate([betas, beta_last[None]], axis=0)  # [T, B, K]
+        betas = self._backward(emissions, mask, trans, end)  # [T, B, K]
         log_z = ops.logsumexp(alphas[0] + betas[0], axis=1)  # [B]
         post = ops.exp(alphas + betas - log_z[None, :, None])  # [T, B, K]
         post = ops.moveaxis(post, 0, 1)
@@ -326,33 +424,40 @@ class CRF(keras.layers.Layer):
     def viterbi(self, emissions, mask=None):
         """Viterbi paths int32 [B, T] and their scores float32 [B]."""
         time = ops.shape(emissions)[1]
-        emissions, mask = self._prepare(emissions, mask)
+        if self._in_xla():  # padded to a bucket size, which is at least MIN_TIME
+            paths, best = self._xla_decode(*self._checked(emissions, mask))
+        else:
+            paths, best = self._viterbi(*self._prepare(emissions, mask))
+        return paths[:, :time], best
+
+    def _viterbi(self, emissions, mask):
+        """Viterbi on prepared inputs: paths int32 [B, T] (pad_value at padding), scores [B]."""
         trans, start, end = self._decode_scores()
         if keras.backend.backend() == "torch":
             from seqlab.crf import torch_loops
 
             paths, best = torch_loops.viterbi(emissions, mask, trans, start, end)
             lengths = ops.sum(ops.cast(mask, "int32"), axis=1)
-            return ops.where(mask, paths, self.pad_value)[:, :time], ops.where(lengths > 0, best, 0.0)
+            return ops.where(mask, paths, self.pad_value), ops.where(lengths > 0, best, 0.0)
         k = self.num_tags
-        identity = ops.arange(k, dtype="int32")[None, :]  # [1, K]
+        identity = ops.arange(k, dtype="int32")  # [K]
         score0 = start + emissions[:, 0]  # [B, K]
         xs = (ops.moveaxis(emissions[:, 1:], 1, 0), ops.moveaxis(mask[:, 1:], 1, 0))
 
-        def step(score, x):
+        def step(carry, x):
+            score, _ = carry
             emit_t, mask_t = x
-            nxt = ops.max(score[:, :, None] + trans[None], axis=1) + emit_t  # [B, K]
-            score = ops.where(mask_t[:, None], nxt, score)
-            return score, score
+            cand = score[:, :, None] + trans[None]  # [B, K(from), K(to)]
+            top = ops.max(cand, axis=1)  # [B, K]
+            # argmax over `from` as two plain reductions (max, then the first index reaching it):
+            # XLA's CPU argmax is slow. Computed here, while `cand` is hot, not again after the loop.
+            hits = cand >= top[:, None, :]
+            back = ops.min(ops.where(hits, identity[None, :, None], k), axis=1)  # [B, K(to)]
+            keep = mask_t[:, None]
+            carry = (ops.where(keep, top + emit_t, score), ops.where(keep, back, identity[None, :]))  # padding keeps the tag
+            return carry, carry
 
-        score, scores = _scan(step, score0, xs)  # scores [T-1, B, K]: best score ending in each tag
-        # Back-pointers for all steps at once, outside the loop (one big argmax beats T small ones).
-        before = ops.concatenate([score0[None], scores], axis=0)[:-1]  # [T-1, B, K]: scores at t - 1
-        cand = before[:, :, None, :] + ops.transpose(trans)[None, None]  # [T-1, B, K(to), K(from)]
-        # argmax as two plain reductions (max, then the first index reaching it): XLA's CPU argmax is slow.
-        hits = cand >= ops.max(cand, axis=3, keepdims=True)
-        best_prev = ops.min(ops.where(hits, ops.arange(k, dtype="int32"), k), axis=3)  # [T-1, B, K(to)]
-        backs = ops.where(ops.moveaxis(mask[:, 1:], 1, 0)[:, :, None], best_prev, identity)  # padding keeps the tag
+        (score, _), (_, backs) = _scan(step, (score0, ops.zeros_like(score0, dtype="int32")), xs)  # backs [T-1, B, K]
         final = score + end  # [B, K]
         last = ops.cast(ops.argmax(final, axis=1), "int32")  # [B]
         best = ops.max(final, axis=1)
@@ -366,7 +471,7 @@ class CRF(keras.layers.Layer):
         paths = ops.moveaxis(paths, 0, 1)
         paths = ops.where(mask, paths, self.pad_value)
         lengths = ops.sum(ops.cast(mask, "int32"), axis=1)
-        return paths[:, :time], ops.where(lengths > 0, best, 0.0)
+        return paths, ops.where(lengths > 0, best, 0.0)
 
     def nbest(self, emissions, k, mask=None):
         """The k best paths, best first: (int32 [B, k, T], float32 scores [B, k]).

@@ -11,6 +11,8 @@ and reuse a handful of compiled functions. Padding is masked everywhere
 
 from __future__ import annotations
 
+import itertools
+
 import keras
 import numpy as np
 
@@ -61,12 +63,13 @@ def pad_to_buckets(x: dict, y=None):
     return out if y is None else (out, np.pad(y, ((0, 0), (0, dt))))
 
 
-def compiled_decoder(model):
+def compiled_decoder(model, xla: bool = False):
     """inputs dict -> decoded tag ids (numpy int32 [B, T]), compiled once for (nearly) every batch shape.
 
     Keras' predict_on_batch retraces for each new (T, W) until it relaxes the
-    shapes; on TensorFlow a fixed signature with unknown dimensions avoids that,
-    elsewhere inputs are padded to bucket sizes and the output cropped back.
+    shapes; on TensorFlow a fixed signature with unknown dimensions avoids that
+    (one trace). XLA, and JAX, compile once per concrete shape, so there inputs
+    are padded to bucket sizes and the output cropped back. `xla`: TensorFlow only.
     """
     if not is_tensorflow():
         def decode(x):
@@ -76,25 +79,30 @@ def compiled_decoder(model):
         return decode
     import tensorflow as tf
 
-    decode = tf.function(model.decode_inputs, input_signature=[input_signature()])
-    return lambda x: decode(x).numpy()
+    decode = tf.function(model.decode_inputs, input_signature=[input_signature()], jit_compile=xla)
+    if not xla:
+        return lambda x: decode(x).numpy()
+    return lambda x: decode(pad_to_buckets(x)).numpy()[:, : x["words"].shape[1]]
 
 
-def as_dataset(batches):
+def as_dataset(batches, xla: bool = False):
     """TensorFlow: a tf.data pipeline over a PyDataset of (inputs, tags [B, T]) with variable T and W
-    (one trace, no retracing); each pass is one epoch and regroups the batches after it.
-    Other backends: the PyDataset, its batches padded to bucket sizes."""
-    if not is_tensorflow():
+    (one trace, no retracing; under `xla` padded to bucket sizes); each pass is one epoch and starts by
+    grouping that epoch's batches (`batches.start_epoch`), counting from `batches.epoch`. Other backends: the PyDataset, its batches padded to bucket sizes."""
+    if not is_tensorflow() or xla:
         batches.pad = pad_to_buckets
+    if not is_tensorflow():
         return batches
     import tensorflow as tf
 
     signature = (input_signature(), tf.TensorSpec((None, None), tf.int32))
 
+    passes = itertools.count(batches.epoch)  # Keras starts one pass (a new iterator) per epoch
+
     def epoch():
+        batches.start_epoch(next(passes))
         for i in range(len(batches)):
             yield batches[i]
-        batches.on_epoch_end()
 
     dataset = tf.data.Dataset.from_generator(epoch, output_signature=signature)
     return dataset.apply(tf.data.experimental.assert_cardinality(len(batches))).prefetch(2)

@@ -21,8 +21,8 @@ from seqlab import choices
 from seqlab.crf import CRF, allowed_transitions
 
 
-def softmax_loss(emissions, tags, mask):
-    """Mean token cross-entropy over real tokens only.
+def softmax_loss(emissions, tags, mask, reduction="mean"):
+    """Token cross-entropy over real tokens only, averaged over them ("mean") or summed ("sum").
 
     emissions float [B, T, K] (logits), tags int [B, T], mask bool [B, T] -> scalar.
     """
@@ -30,7 +30,8 @@ def softmax_loss(emissions, tags, mask):
     tags = ops.clip(ops.cast(tags, "int32"), 0, ops.shape(emissions)[-1] - 1)  # padded tags may hold anything
     per_token = ops.sparse_categorical_crossentropy(tags, emissions, from_logits=True)  # [B, T]
     maskf = ops.cast(mask, "float32")
-    return ops.sum(per_token * maskf) / ops.maximum(ops.sum(maskf), 1.0)
+    total = ops.sum(per_token * maskf)
+    return total if reduction == "sum" else total / ops.maximum(ops.sum(maskf), 1.0)
 
 
 def argmax_decode(emissions, mask, pad_value=-1):
@@ -53,17 +54,20 @@ class SoftmaxHead(keras.layers.Layer):
             forbidden transitions in the figure (the softmax cannot avoid them).
         constrained: ignored (only a CRF can enforce constraints); kept so every head takes one config.
         pad_value: the id `decode` writes at padding.
+        reduction: "mean" (over real tokens) or "sum" (over the batch's tokens).
     """
 
-    def __init__(self, labels, scheme=None, constrained=False, pad_value=-1, **kwargs):
+    def __init__(self, labels, scheme=None, constrained=False, pad_value=-1, reduction="mean", **kwargs):
         super().__init__(**kwargs)
         self.labels, self.scheme, self.constrained, self.pad_value = tuple(labels), scheme, constrained, int(pad_value)
+        self.reduction = reduction
+        self.xla = False  # the heads' shared knob (see CRF); nothing here loops over time, so nothing to compile
 
     def build(self, input_shape=None):
         self.built = True  # no weights
 
     def loss(self, emissions, tags, mask):
-        return softmax_loss(emissions, tags, mask)
+        return softmax_loss(emissions, tags, mask, self.reduction)
 
     def decode(self, emissions, mask):
         return argmax_decode(emissions, mask, self.pad_value)
@@ -80,30 +84,32 @@ class SoftmaxHead(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(labels=list(self.labels), scheme=self.scheme, constrained=self.constrained, pad_value=self.pad_value)
+        config.update(labels=list(self.labels), scheme=self.scheme, constrained=self.constrained, pad_value=self.pad_value,
+                      reduction=self.reduction)
         return config
 
 
 @keras.saving.register_keras_serializable(package="seqlab")
 class CRFHead(CRF):
-    """The linear-chain CRF as a head: loss = mean negative log-likelihood per sentence, decode = Viterbi.
+    """The linear-chain CRF as a head: loss = negative log-likelihood per sentence, decode = Viterbi.
 
     Args:
         labels: the tag names (K).
         scheme: the tag scheme of span labels (iob1, iob2, bioes), or None (e.g. POS tags).
         constrained: with a scheme, never score nor decode a transition it forbids.
         pad_value: the id `decode` writes at padding.
+        reduction: "mean" or "sum" of the sentences' losses over the batch.
     """
 
-    def __init__(self, labels, scheme=None, constrained=True, pad_value=-1, **kwargs):
+    def __init__(self, labels, scheme=None, constrained=True, pad_value=-1, reduction="mean", **kwargs):
         for key in ("num_tags", "constraints"):  # CRF's own arguments, derived here
             kwargs.pop(key, None)
         super().__init__(len(labels), labels=list(labels), constraints=scheme if constrained else None,
                          pad_value=pad_value, **kwargs)
-        self.scheme, self.constrained = scheme, constrained
+        self.scheme, self.constrained, self.reduction = scheme, constrained, reduction
 
     def loss(self, emissions, tags, mask):
-        return -ops.mean(self.log_likelihood(emissions, tags, mask))
+        return self.nll(emissions, tags, mask, self.reduction)
 
     def transition_figure(self, predicted=None):
         """The learned scores, <start> row and <end> column; forbidden cells hatched."""
@@ -116,7 +122,7 @@ class CRFHead(CRF):
         config = super().get_config()
         for key in ("num_tags", "constraints"):
             config.pop(key)
-        config.update(scheme=self.scheme, constrained=self.constrained)
+        config.update(scheme=self.scheme, constrained=self.constrained, reduction=self.reduction)
         return config
 
 

@@ -22,6 +22,7 @@ from seqlab.model.backend import compiled_decoder, predict_step
 from seqlab.model.encoders import build_encoder
 from seqlab.model.features import WordFeatures
 from seqlab.model.heads import build_head
+from seqlab.model.jit import parse_setting, use_xla, xla_inside_graphs
 
 PAD_TAG = -1
 
@@ -38,19 +39,22 @@ class Tagger(keras.Model):
             and `to_output(tag names) -> tags`.
         words, encoder, head: the `words`, `encoder` and `head` configs as dicts.
         seed: seeds word dropout.
+        jit_compile: "auto", True or False: whether `tag` decodes under XLA (seqlab.model.jit).
     """
 
-    def __init__(self, task, words, encoder, head, seed=1, **kwargs):
+    def __init__(self, task, words, encoder, head, seed=1, jit_compile="auto", **kwargs):
         super().__init__(**kwargs)
         if isinstance(task, dict):  # from a saved config
             task = keras.saving.deserialize_keras_object(task)
         self.task = task
         self.words_config, self.encoder_config, self.head_config, self.seed = dict(words), dict(encoder), dict(head), seed
+        self.jit_setting = parse_setting(jit_compile)
         self.features = WordFeatures(task.num_words, task.num_chars, words, num_casings=task.num_casings, seed=seed,
                                      name="features")
         self.encoder = build_encoder(encoder)
         self.emission_layer = keras.layers.Dense(len(task.labels), name="emissions")
         self.head = build_head(head, task.labels, task.constraint_scheme, PAD_TAG)
+        self.head.xla = xla_inside_graphs(self.jit_setting)
         self._decoder = None
 
     # -------------------------------------------------------------- building
@@ -72,7 +76,7 @@ class Tagger(keras.Model):
 
     def get_config(self):
         return {"task": keras.saving.serialize_keras_object(self.task), "words": self.words_config,
-                "encoder": self.encoder_config, "head": self.head_config, "seed": self.seed, "name": self.name}
+                "encoder": self.encoder_config, "head": self.head_config, "seed": self.seed, "jit_compile": self.jit_setting, "name": self.name}
 
     # -------------------------------------------------------------- forward
     def call(self, inputs, training=False):
@@ -96,11 +100,15 @@ class Tagger(keras.Model):
         """Keras' predict step: decoded tag ids. Its signature differs by backend (see backend.predict_step)."""
         return predict_step(self, *args)
 
+    def uses_xla(self, phase: str) -> bool:
+        """Whether `phase` ("train" or "decode") runs under XLA, as trainer.jit_compile resolves here."""
+        return use_xla(self.jit_setting, self.encoder_config["name"], self.head_config["name"], phase)
+
     # -------------------------------------------------------------- tagging
     def tag_ids(self, sentences: list[list[str]], batch_size: int = 256) -> list[np.ndarray]:
         """Decoded tag ids per sentence (int32 [len(sentence)] each), in input order; nothing is truncated."""
         if self._decoder is None:
-            self._decoder = compiled_decoder(self)
+            self._decoder = compiled_decoder(self, self.uses_xla("decode"))
         out: list[np.ndarray] = [np.zeros(0, np.int32)] * len(sentences)
         for idx, inputs in self.task.prediction_batches(sentences, batch_size):
             ids = self._decoder(inputs)  # int32 [B, T]
@@ -117,12 +125,13 @@ class Tagger(keras.Model):
         return [self.task.to_output(tags) for tags in self.tag_names([list(s) for s in sentences], batch_size)]
 
 
-def build_tagger(task, words: dict, encoder: dict, head: dict, seed: int = 1, word_vectors=None) -> Tagger:
+def build_tagger(task, words: dict, encoder: dict, head: dict, seed: int = 1, word_vectors=None,
+                 jit_compile="auto") -> Tagger:
     """Create and build a Tagger so that its weights exist.
 
     `word_vectors`: optional float [num_words, dim] initial word embeddings (pretrained).
     """
-    model = Tagger(task, words, encoder, head, seed=seed, name="tagger")
+    model = Tagger(task, words, encoder, head, seed=seed, jit_compile=jit_compile, name="tagger")
     model.build()
     if word_vectors is not None:
         model.features.embed.embeddings.assign(word_vectors)

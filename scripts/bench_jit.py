@@ -1,0 +1,120 @@
+"""XLA against plain graph mode on CPU, for every encoder and both heads, training and decoding.
+
+    python scripts/bench_jit.py                          # CoNLL-2003 from ../shared when present
+    python scripts/bench_jit.py --train 3000 --dev 1000  # sentences used from each split
+    python scripts/bench_jit.py --json out.json
+
+For each encoder (bilstm, bigru, cnn, idcnn) and head (softmax, crf) the same
+model (default settings, word embedding 100 + character CNN, batch 32) is built
+in each way TensorFlow can run it, and runs exactly what the pipeline runs:
+`model.fit` over the bucketed `tf.data` batches (padded to bucket sizes under
+XLA), then `Tagger.tag_ids` over dev (batch 256). The ways:
+
+    graph       trainer.jit_compile=false: a plain graph, nothing compiled by XLA
+    graph+CRF   a plain graph whose CRF loops are XLA-compiled functions (CRF head only)
+    XLA         trainer.jit_compile=true: the whole step compiled by XLA
+
+Columns: the first epoch (tracing, and XLA's compilations: once per padded
+shape) and the steady state (the last epoch; the second decode pass) in
+seconds. `seqlab.model.jit.XLA_FASTER_ON_CPU` is this script's verdict (XLA
+where it beats the better of the other two in the steady state); `auto` follows it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+
+from seqlab.compose import compose  # noqa: E402
+from seqlab.data import load_corpus  # noqa: E402
+from seqlab.model import jit  # noqa: E402
+from seqlab.model.backend import as_dataset  # noqa: E402
+from seqlab.pipeline import Data, build  # noqa: E402
+from seqlab.testing import SHARED_DATA  # noqa: E402
+from seqlab.training import BucketedBatches  # noqa: E402
+
+ENCODERS, HEADS = ("bilstm", "bigru", "cnn", "idcnn"), ("softmax", "crf")
+
+
+def data_overrides() -> list[str]:
+    conll = SHARED_DATA / "conll2003"
+    return ["data=conll2003", f"data.root={SHARED_DATA}"] if (conll / "train.txt").exists() else []
+
+
+WAYS = {"graph": "false", "graph+CRF": "auto", "XLA": "true"}
+
+
+def measure(encoder: str, head: str, way: str, args) -> dict:
+    jit.XLA_FASTER_ON_CPU.clear()  # auto: a graph with XLA-compiled CRF loops
+    cfg = compose([f"+encoder={encoder}", f"head={head}", f"trainer.jit_compile={WAYS[way]}", *data_overrides()])
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(0)
+    corpus = load_corpus(cfg.data)
+    train, dev = corpus.train[: args.train], corpus.dev[: args.dev]
+    model = build(cfg, Data(corpus, train)).model
+    xla = way == "XLA"
+    assert model.uses_xla("train") == xla and model.uses_xla("decode") == xla
+    task = model.task
+    train = [s.__class__(s.tokens, tuple(task.to_training(s.tags))) for s in train]
+    dataset = as_dataset(BucketedBatches(train, task, 32, seed=0), xla=xla)
+    epochs = []
+    for _ in range(args.epochs):
+        start = time.perf_counter()
+        model.fit(dataset, epochs=1, verbose=0, shuffle=False)
+        epochs.append(time.perf_counter() - start)
+    tokens = [list(s.tokens) for s in dev]
+    decodes = []
+    for _ in range(2):
+        start = time.perf_counter()
+        model.tag_ids(tokens, 256)
+        decodes.append(time.perf_counter() - start)
+    return {"train_first": epochs[0], "train_steady": epochs[-1], "decode_first": decodes[0], "decode_steady": decodes[1],
+            "train_sentences": len(train), "dev_sentences": len(tokens)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--train", type=int, default=3000, help="training sentences per epoch")
+    parser.add_argument("--dev", type=int, default=1500, help="dev sentences decoded")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--encoders", default=",".join(ENCODERS))
+    parser.add_argument("--heads", default=",".join(HEADS))
+    parser.add_argument("--json", help="also write the raw numbers here")
+    args = parser.parse_args()
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores; keras {keras.__version__}, data: "
+          f"{'CoNLL-2003' if data_overrides() else 'embedded WNUT-16'}; {args.train} train / {args.dev} dev sentences")
+    print()
+    print("| encoder | head | phase | way | first (s) | steady (s) | steady vs graph |")
+    print("|---|---|---|---|---|---|---|")
+    raw, verdict = {}, {}
+    for encoder in args.encoders.split(","):
+        for head in args.heads.split(","):
+            ways = [w for w in WAYS if head == "crf" or w != "graph+CRF"]
+            runs = {way: measure(encoder, head, way, args) for way in ways}
+            raw[f"{encoder}/{head}"] = runs
+            for phase in ("train", "decode"):
+                steady = {way: run[f"{phase}_steady"] for way, run in runs.items()}
+                best_other = min(v for w, v in steady.items() if w != "XLA")
+                verdict[(encoder, head, phase)] = steady["XLA"] < best_other
+                for way, run in runs.items():
+                    print(f"| {encoder} | {head} | {phase} | {way} | {run[f'{phase}_first']:.2f} | {steady[way]:.2f} "
+                          f"| {steady['graph'] / steady[way]:.2f}x |", flush=True)
+    print()
+    print("XLA_FASTER_ON_CPU = {")
+    for key, faster in verdict.items():
+        print(f"    {key!r}: {faster},")
+    print("}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(raw, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
