@@ -2,6 +2,8 @@
 
 import hashlib
 
+import numpy as np
+
 import pytest
 
 from seqlab.data import embedded
@@ -118,3 +120,25 @@ def test_vocabulary_from_train_only_and_length_batches():
     padded = sum(max(lengths[i] for i in b) * len(b) for b in batches)
     naive = sum(max(lengths[i] for i in range(s, min(s + 16, 200))) * len(range(s, min(s + 16, 200))) for s in range(0, 200, 16))
     assert padded < naive  # grouping by length saves padding
+
+
+def test_a_corpus_encoded_once_cuts_the_batches_encode_tokens_and_encode_tags_give():
+    """Training batches come from seqlab.data.vocab.EncodedCorpus (no string work per epoch); every batch,
+    empty sentences, unknown characters and over-long words included, equals the per-batch encoders'."""
+    from seqlab.data.corpus import Sentence
+    from seqlab.data.vocab import Vocabulary
+
+    rng = np.random.default_rng(0)
+    tokens = [tuple("".join(rng.choice(list("aB3xé-"), size=rng.integers(1, 30))) for _ in range(rng.integers(0, 9)))
+              for _ in range(60)]
+    sentences = [Sentence(t, tuple(rng.choice(["O", "B-X", "I-X", "B-Y"], size=len(t)))) for t in tokens]
+    vocab = Vocabulary.build(sentences[:30], max_word_len=20)  # the rest holds unknown words, characters, tags
+    encoded = vocab.encode_corpus([s.tokens for s in sentences], [s.tags for s in sentences])
+    for _ in range(40):
+        idx = rng.choice(len(sentences), size=rng.integers(1, 9), replace=False)
+        x, y = encoded.batch(idx)
+        batch = [sentences[i] for i in idx]
+        expected = vocab.encode_tokens([s.tokens for s in batch])
+        for key in ("words", "chars", "casing"):
+            assert x[key].shape == expected[key].shape and (x[key] == expected[key]).all()
+        assert (y == vocab.encode_tags([s.tags for s in batch], expected["words"].shape[1])).all()

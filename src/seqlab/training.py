@@ -33,26 +33,31 @@ class BucketedBatches(keras.utils.PyDataset):
     inputs: {"words": int32 [B, T], "chars": int32 [B, T, W], "casing": int32 [B, T]}; tags: int32 [B, T].
     T and W vary from batch to batch. `sentences` carry their tags in the task's training scheme.
     Bucketing pads far less than random batches (padding ratio 1.03 against 1.69 on WNUT-16).
+    Epoch e's grouping depends on (seed, e) only, so a resumed run sees the batches it would have seen.
     """
 
     def __init__(self, sentences: list[Sentence], task, batch_size: int, seed: int):
         super().__init__()
-        self.sentences, self.task, self.batch_size = sentences, task, batch_size
-        self.rng = np.random.default_rng(seed)
-        self.batches = length_batches([len(s) for s in sentences], batch_size, self.rng)
+        self.sentences, self.task, self.batch_size, self.seed = sentences, task, batch_size, seed
+        self.lengths = [len(s) for s in sentences]
+        self.encoded = task.encode_corpus([s.tokens for s in sentences], [s.tags for s in sentences])  # once
         self.pad = None  # set by seqlab.model.backend.as_dataset where shapes must come in few sizes
+        self.start_epoch(0)
+
+    def start_epoch(self, epoch: int) -> None:
+        """Group the sentences for epoch `epoch` (counted from 0)."""
+        self.epoch = epoch
+        self.batches = length_batches(self.lengths, self.batch_size, np.random.default_rng([self.seed, epoch]))
 
     def __len__(self) -> int:
         return len(self.batches)
 
     def __getitem__(self, i):
-        batch = [self.sentences[j] for j in self.batches[i]]
-        x = self.task.encode_tokens([s.tokens for s in batch])
-        y = self.task.encode_tags([s.tags for s in batch], x["words"].shape[1])
+        x, y = self.encoded.batch(self.batches[i])
         return (x, y) if self.pad is None else self.pad(x, y)
 
     def on_epoch_end(self) -> None:
-        self.batches = length_batches([len(s) for s in self.sentences], self.batch_size, self.rng)
+        self.start_epoch(self.epoch + 1)
 
 
 class DevScore(keras.callbacks.Callback):
@@ -74,12 +79,15 @@ class DevScore(keras.callbacks.Callback):
         if not math.isfinite(float(logs.get("loss", float("nan")))):
             self.nan_loss = True
             return
+        started = time.perf_counter()
         logs[self.monitor] = float(self.score_dev())
+        logs["dev_seconds"] = time.perf_counter() - started
 
 
 class EpochReport(keras.callbacks.Callback):
     """One line per epoch (loss, dev metric, best so far, seconds) and `on_epoch(epoch, metrics)`,
-    epoch counted from 1, e.g. to log the metrics to MLflow."""
+    epoch counted from 1, e.g. to log the metrics to MLflow: loss, the dev metric, epoch_seconds
+    (training and dev scoring), dev_seconds, and learning_rate under a schedule."""
 
     def __init__(self, monitor: str, stopper: keras.callbacks.EarlyStopping,
                  on_epoch: Callable[[int, dict], None] | None = None, epochs: int | None = None):
@@ -102,9 +110,29 @@ class EpochReport(keras.callbacks.Callback):
         log.info("epoch %d/%s  loss %.4f  %s %.4f  (best %.4f at epoch %d)  %.1fs", epoch + 1, self.epochs or "?",
                  loss, self.monitor, value, best, best_epoch, time.perf_counter() - self.started)
         if self.on_epoch:
-            self.on_epoch(epoch + 1, {"loss": loss, self.monitor: value})
+            metrics = {"loss": loss, self.monitor: value, "epoch_seconds": time.perf_counter() - self.started}
+            if "dev_seconds" in logs:
+                metrics["dev_seconds"] = float(logs["dev_seconds"])
+            if "learning_rate" in logs:  # set by a schedule (optimizer.lr_decay)
+                metrics["learning_rate"] = float(logs["learning_rate"])
+            self.on_epoch(epoch + 1, metrics)
         if self.model.stop_training and self.stopper.stopped_epoch == epoch:
             log.info("early stopping: no better %s for %d epochs", self.monitor, self.stopper.patience)
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """Keras' EarlyStopping, optionally starting from a saved state (best score, its epoch counted from 0,
+    epochs waited, the best weights) instead of from nothing: a resumed run stops where the
+    uninterrupted one would have."""
+
+    def __init__(self, *args, start=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.start = start  # (best, best_epoch, wait, best_weights) or None
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self.start is not None:
+            self.best, self.best_epoch, self.wait, self.best_weights = self.start
 
 
 @dataclass
@@ -121,11 +149,18 @@ class Outcome:
         return math.isfinite(self.best_score)
 
 
-def make_optimizer(name: str, lr: float, clipnorm: float | None, momentum: float = 0.0) -> keras.optimizers.Optimizer:
-    """The `optimizer` config's choice (seqlab.choices.OPTIMIZERS) with its learning rate and clipping."""
+def make_optimizer(name: str, lr: float, clipnorm: float | None, momentum: float = 0.0,
+                   weight_decay: float | None = None) -> keras.optimizers.Optimizer:
+    """The `optimizer` config's choice (seqlab.choices.OPTIMIZERS) with its learning rate, clipping and
+    weight decay (w -= lr * weight_decay * w each step: for plain SGD the same as PyTorch's L2 `weight_decay`)."""
     kind = choices.choose(choices.OPTIMIZERS, name, "optimizer.name").load()
     extra = {"momentum": momentum} if name == "sgd" else {}
-    return kind(learning_rate=lr, clipnorm=clipnorm, **extra)
+    return kind(learning_rate=lr, clipnorm=clipnorm, weight_decay=weight_decay or None, **extra)
+
+
+def inverse_time_decay(lr: float, decay: float) -> keras.callbacks.LearningRateScheduler:
+    """Set the learning rate of epoch e (counted from 0) to lr / (1 + decay * e), as NCRF++ does."""
+    return keras.callbacks.LearningRateScheduler(lambda epoch, _: lr / (1.0 + decay * epoch))
 
 
 PROGRESS_BAR_FROM = 500  # batches per epoch from which `trainer.progress=null` shows Keras' bar
@@ -138,19 +173,27 @@ def show_progress(progress: bool | None, batches_per_epoch: int) -> bool:
 
 def fit(model, batches: BucketedBatches, epochs: int, score_dev: Callable[[], float], monitor: str,
         patience: int, min_delta: float = 0.0, on_epoch: Callable[[int, dict], None] | None = None,
-        callbacks: list | None = None, initial_epoch: int = 0, progress: bool | None = None) -> Outcome:
+        callbacks: list | None = None, initial_epoch: int = 0, progress: bool | None = None,
+        before: list | None = None, resume=None) -> Outcome:
     """Keras' fit loop with early stopping on `monitor`; the best epoch's weights are restored at the end.
 
-    `callbacks` (e.g. keras-tuner's) run after seqlab's, so they see `monitor` in the logs.
+    `before` (e.g. a learning-rate schedule) run before seqlab's callbacks; `callbacks` (e.g. keras-tuner's,
+    checkpoints) after them, so they see `monitor` in the logs. `resume`: early stopping's saved state
+    (best, best epoch from 0, wait, best weights) when training continues at `initial_epoch`.
+    `callbacks` may also be a function of the early-stopping callback that returns the list
+    (a checkpoint saves that callback's state).
     """
-    stopper = keras.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=patience, min_delta=min_delta,
-                                            restore_best_weights=True)
+    stopper = ResumableEarlyStopping(monitor=monitor, mode="max", patience=patience, min_delta=min_delta,
+                                     restore_best_weights=True, start=resume)
+    if callable(callbacks):
+        callbacks = callbacks(stopper)
+    batches.start_epoch(initial_epoch)
     dev, report = DevScore(score_dev, monitor), EpochReport(monitor, stopper, on_epoch, epochs)
     verbose = 1 if show_progress(progress, len(batches)) else 0
     with warnings.catch_warnings():  # after a NaN epoch the monitor is missing on purpose
         warnings.filterwarnings("ignore", message="Early stopping conditioned on metric")
-        model.fit(as_dataset(batches), epochs=epochs, initial_epoch=initial_epoch, verbose=verbose, shuffle=False,
-                  callbacks=[dev, stopper, keras.callbacks.TerminateOnNaN(), report, *(callbacks or [])])
+        model.fit(as_dataset(batches, xla=bool(model.jit_compile)), epochs=epochs, initial_epoch=initial_epoch, verbose=verbose, shuffle=False,
+                  callbacks=[*(before or []), dev, stopper, keras.callbacks.TerminateOnNaN(), report, *(callbacks or [])])
     scored = stopper.best_weights is not None
     return Outcome(float(stopper.best) if scored else float("-inf"), stopper.best_epoch + 1 if scored else 0,
                    report.epochs_run, dev.nan_loss)

@@ -101,6 +101,26 @@ class Vocabulary:
                 chars[b, i, : len(ids)] = ids
         return {"words": words, "chars": chars, "casing": casing}
 
+    def encode_corpus(self, sentences: list, tags: list | None = None) -> "EncodedCorpus":
+        """Token lists (and tag lists) encoded once, for batches cut many times (every training epoch)."""
+        lengths = np.array([len(s) for s in sentences], np.int64)
+        offsets = np.concatenate([[0], np.cumsum(lengths)])
+        tokens = [t for s in sentences for t in s]
+        words = np.fromiter((self.word_id(t) for t in tokens), np.int32, len(tokens))
+        casing = np.fromiter((casing_id(t) for t in tokens), np.int32, len(tokens))
+        chars = np.zeros((len(tokens), self.max_word_len), np.int32)
+        widths = np.zeros(len(tokens), np.int32)
+        get = self._char_ids.get
+        for i, tok in enumerate(tokens):
+            ids = [get(ch, 1) for ch in tok[: self.max_word_len]]
+            chars[i, : len(ids)] = ids
+            widths[i] = len(ids)
+        tag_ids = None
+        if tags is not None:
+            ids = {t: i for i, t in enumerate(self.labels)}
+            tag_ids = np.fromiter((ids.get(t, 0) for ts in tags for t in ts), np.int32, len(tokens))
+        return EncodedCorpus(words, casing, chars, widths, tag_ids, offsets)
+
     def encode_tags(self, batch: list[tuple[str, ...]], length: int) -> np.ndarray:
         """Tag lists -> int32 [B, length]; tags unseen in training map to 0 (they are never predicted)."""
         ids = {t: i for i, t in enumerate(self.labels)}
@@ -118,6 +138,43 @@ class Vocabulary:
     @classmethod
     def from_json(cls, text: str) -> "Vocabulary":
         return cls(**json.loads(text))
+
+
+@dataclass
+class EncodedCorpus:
+    """Sentences encoded once as flat per-token arrays; `batch` pads a batch of them.
+
+    words, casing: int32 [N tokens]; chars: int32 [N, max_word_len]; widths: int32 [N] characters
+    kept per token; tags: int32 [N] or None; offsets: int64 [S + 1], sentence s is tokens
+    offsets[s]:offsets[s + 1]. `batch` gives exactly what `Vocabulary.encode_tokens` and
+    `encode_tags` give for the same sentences, without touching a string.
+    """
+
+    words: np.ndarray
+    casing: np.ndarray
+    chars: np.ndarray
+    widths: np.ndarray
+    tags: np.ndarray | None
+    offsets: np.ndarray
+
+    def batch(self, indices) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+        """Sentence indices -> ({"words": [B, T], "chars": [B, T, W], "casing": [B, T]}, tags [B, T] or None)."""
+        starts, ends = self.offsets[indices], self.offsets[np.asarray(indices) + 1]
+        longest = int((ends - starts).max(initial=0))
+        time = max(longest, 1)
+        width = max(int(max((self.widths[a:b].max(initial=0) for a, b in zip(starts, ends)), default=0)), 1)
+        words = np.zeros((len(indices), time), np.int32)
+        casing = np.zeros_like(words)
+        chars = np.zeros((len(indices), time, width), np.int32)
+        tags = None if self.tags is None else np.zeros_like(words)
+        for row, (a, b) in enumerate(zip(starts, ends)):
+            n = b - a
+            words[row, :n] = self.words[a:b]
+            casing[row, :n] = self.casing[a:b]
+            chars[row, :n] = self.chars[a:b, :width]
+            if tags is not None:
+                tags[row, :n] = self.tags[a:b]
+        return {"words": words, "chars": chars, "casing": casing}, tags
 
 
 def length_batches(lengths: list[int], batch_size: int, rng: np.random.Generator | None) -> list[np.ndarray]:

@@ -101,6 +101,11 @@ class TaggingTask:
         """Token lists -> {"words": [B, T], "chars": [B, T, W], "casing": [B, T]} int32, 0-padded."""
         return self.vocabulary.encode_tokens(batch)
 
+    def encode_corpus(self, token_lists, tag_lists=None):
+        """Sentences (and their tags in the training scheme) encoded once: a seqlab.data.vocab.EncodedCorpus,
+        whose `batch(indices)` gives what encode_tokens and encode_tags give."""
+        return self.vocabulary.encode_corpus(token_lists, tag_lists)
+
     def encode_tags(self, batch, length: int) -> np.ndarray:
         """Tag lists in the training scheme -> int32 [B, length]."""
         return self.vocabulary.encode_tags(batch, length)
