@@ -65,6 +65,8 @@ class WordsConfig:
     char_dim: int = 30  # Ma & Hovy: 30 (Lample et al.: 25)
     char_filters: int = 30  # cnn: Ma & Hovy 2016, window 3, max-pooling
     char_kernel: int = 3  # cnn
+    char_activation: str = "tanh"  # cnn: tanh (Ma & Hovy 2016) | linear (NCRF++)
+    char_dropout: float = 0.0  # cnn: dropout on the character embeddings (NCRF++: 0.5)
     char_units: int = 25  # lstm: Lample et al. 2016, per direction
     max_word_len: int = 20  # longer words are cut for the character features only
     casing: bool = False  # casing embedding (Reimers & Gurevych 2017)
@@ -82,6 +84,9 @@ class TrainerConfig:
     min_delta: float = 0.0  # a dev score must beat the best by more than this to count as better
     eval_batch_size: int = 256
     progress: Optional[bool] = None  # Keras' progress bar inside epochs; null: when an epoch has > 500 batches
+    checkpoint: Optional[str] = None  # a directory: save the model, optimizer and early stopping there after every epoch
+    resume: bool = False  # continue from the last epoch saved in trainer.checkpoint (from scratch when it holds none)
+    jit_compile: Any = "auto"  # auto | true | false: XLA for the training step and decoder (auto: what measured faster)
     threads: Optional[int] = None  # CPU threads for this job; null: all cores, or cores / n_jobs under hydra/launcher=joblib
 
 
@@ -91,6 +96,8 @@ class OptimizerConfig:
     lr: float = 0.002
     clipnorm: Optional[float] = 5.0
     momentum: float = 0.0  # sgd only
+    lr_decay: float = 0.0  # the lr of epoch e (from 0) is lr / (1 + lr_decay * e), as NCRF++ (Lample et al.) decay it
+    weight_decay: Optional[float] = None  # L2 on every weight (NCRF++: 1e-8); null: none
 
 
 @dataclass
@@ -138,6 +145,7 @@ class Config:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
     seed: int = 42
+    init: str = "keras"  # keras | pytorch: weight initialisation (pytorch: as NCRF++ gets from PyTorch; seqlab.model.init)
 
 
 def register_configs() -> None:
@@ -164,8 +172,12 @@ AT_LEAST_ONE = (
     "tuner.max_trials", "tuner.executions_per_trial", "tuner.epochs", "tuner.patience", "compare.resamples",
 )
 # Probabilities of dropping something: each must lie in [0, 1).
-DROPOUTS = ("encoder.dropout", "encoder.recurrent_dropout", "words.dropout", "words.word_dropout")
+DROPOUTS = ("encoder.dropout", "encoder.recurrent_dropout", "words.dropout", "words.word_dropout", "words.char_dropout")
 SEED_LIMIT = 2**32  # NumPy and TensorFlow seeds are unsigned 32-bit
+
+
+def _jit_setting_ok(value: Any) -> bool:
+    return isinstance(value, bool) or str(value).lower() in ("auto", "true", "false")
 
 
 def _present(cfg: DictConfig, key: str) -> Any:
@@ -198,6 +210,7 @@ def check_config(cfg: DictConfig, search: bool = True) -> None:
     for key in cfg.compare.by:
         _check(key in COMPARE_TAGS or key in known or key.startswith(("tags.", "params.")), "compare.by", list(cfg.compare.by),
                f"tags ({', '.join(COMPARE_TAGS)}) or config keys such as words.chars")
+    _check(cfg.head.get("reduction", "mean") in ("mean", "sum"), "head.reduction", cfg.head.get("reduction"), "mean or sum")
     _check(cfg.head.name in choices.HEADS, "head.name", cfg.head.name, f"one of {', '.join(choices.HEADS)}")
     _check(cfg.task.name in choices.TASKS, "task.name", cfg.task.name, f"one of {', '.join(choices.TASKS)} (task=pos)")
     _check(cfg.data.source in choices.DATA_SOURCES, "data.source", cfg.data.source, f"one of {', '.join(choices.DATA_SOURCES)}")
@@ -205,6 +218,10 @@ def check_config(cfg: DictConfig, search: bool = True) -> None:
     _check(cfg.data.train_scheme in ("iob2", "bioes"), "data.train_scheme", cfg.data.train_scheme, "iob2 or bioes")
     _check(cfg.trainer.get("threads") is None or cfg.trainer.threads >= 1, "trainer.threads", cfg.trainer.get("threads"),
            "null or an integer >= 1")
+    _check(_jit_setting_ok(cfg.trainer.get("jit_compile", "auto")), "trainer.jit_compile", cfg.trainer.get("jit_compile"),
+           "auto, true or false")
+    _check(not cfg.trainer.get("resume") or bool(cfg.trainer.get("checkpoint")), "trainer.resume", True,
+           "trainer.checkpoint=DIR beside it (the folder the run saves its epochs in)")
     _check(cfg.trainer.min_delta >= 0, "trainer.min_delta", cfg.trainer.min_delta, "a float >= 0")
     _check(cfg.data.max_len is None or cfg.data.max_len >= 1, "data.max_len", cfg.data.max_len, "null or >= 1")
     _check(cfg.data.limit is None or cfg.data.limit >= 1, "data.limit", cfg.data.limit, "null or >= 1")
@@ -213,11 +230,17 @@ def check_config(cfg: DictConfig, search: bool = True) -> None:
     _check(cfg.data.dev_fraction + cfg.data.test_fraction < 1, "data.dev_fraction + data.test_fraction",
            cfg.data.dev_fraction + cfg.data.test_fraction, "a sum below 1, so that train keeps sentences")
     _check(cfg.words.chars in ("none", "cnn", "lstm"), "words.chars", cfg.words.chars, "none, cnn or lstm")
+    _check(cfg.words.get("char_activation", "tanh") in ("tanh", "linear"), "words.char_activation",
+           cfg.words.get("char_activation"), "tanh or linear")
     _check(cfg.words.pretrained_format in ("auto", "glove", "word2vec"), "words.pretrained_format",
            cfg.words.pretrained_format, "auto, glove or word2vec")
     _check(cfg.optimizer.name in choices.OPTIMIZERS, "optimizer.name", cfg.optimizer.name, f"one of {', '.join(choices.OPTIMIZERS)}")
     _check(cfg.optimizer.lr > 0, "optimizer.lr", cfg.optimizer.lr, "a float > 0")
     _check(cfg.optimizer.clipnorm is None or cfg.optimizer.clipnorm > 0, "optimizer.clipnorm", cfg.optimizer.clipnorm, "null or a float > 0")
+    _check(cfg.get("init", "keras") in ("keras", "pytorch"), "init", cfg.get("init"), "keras or pytorch")
+    _check(cfg.optimizer.get("lr_decay", 0.0) >= 0, "optimizer.lr_decay", cfg.optimizer.get("lr_decay"), "a float >= 0")
+    wd = cfg.optimizer.get("weight_decay")
+    _check(wd is None or wd >= 0, "optimizer.weight_decay", wd, "null or a float >= 0")
     _check(0 <= cfg.optimizer.momentum < 1, "optimizer.momentum", cfg.optimizer.momentum, "a float in [0, 1)")
     if cfg.get("tuner") is not None and search:
         t = cfg.tuner

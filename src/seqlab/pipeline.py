@@ -13,7 +13,8 @@ import keras
 import mlflow
 from omegaconf import DictConfig, OmegaConf
 
-from seqlab import choices, sweep, tracking
+from seqlab import checkpoint, choices, sweep, tracking
+from seqlab.checkpoint import Checkpoint
 from seqlab.data import Corpus, Sentence, load_corpus
 from seqlab.data.corpus import content_digest, split_stats
 from seqlab.data.sources import training_sentences, unseen_tags
@@ -22,9 +23,10 @@ from seqlab.errors import TrainingError
 from seqlab.evaluation import Scores, has_entities, invalid_transition_rate, score
 from seqlab.figures import plot_f1_by_type
 from seqlab.model import Tagger, build_tagger
+from seqlab.model.init import initialise
 from seqlab.pyfunc_model import log_tagger
 from seqlab.task import TaggingTask
-from seqlab.training import BucketedBatches, Outcome, fit, make_optimizer
+from seqlab.training import BucketedBatches, Outcome, fit, inverse_time_decay, make_optimizer
 
 log = logging.getLogger("seqlab")
 
@@ -83,15 +85,21 @@ def build(cfg: DictConfig, data: Data) -> Built:
         word_vectors, coverage = embedding_matrix(task.vocabulary, w.pretrained_path, w.pretrained_format, w.dim, cfg.seed)
         log.info("pretrained vectors %s cover %.1f%% of the training vocabulary", w.pretrained_path, 100 * coverage)
     plain = lambda node: OmegaConf.to_container(node, resolve=True)  # noqa: E731
-    model = build_tagger(task, plain(w), plain(cfg.encoder), plain(cfg.head), seed=cfg.seed, word_vectors=word_vectors)
+    model = build_tagger(task, plain(w), plain(cfg.encoder), plain(cfg.head), seed=cfg.seed, word_vectors=word_vectors,
+                         jit_compile=cfg.trainer.jit_compile)
     o = cfg.optimizer
-    model.compile(optimizer=make_optimizer(o.name, o.lr, o.clipnorm, o.momentum))
+    initialise(model, cfg.get("init", "keras"), cfg.seed)
+    optimizer = make_optimizer(o.name, o.lr, o.clipnorm, o.momentum, o.get("weight_decay"))
+    model.compile(optimizer=optimizer, jit_compile=model.uses_xla("train"))
     return Built(model, coverage)
 
 
 def fit_model(cfg: DictConfig, data: Data, built: Built, epochs: int, patience: int,
-              callbacks: list | None = None, initial_epoch: int = 0) -> Outcome:
-    """Train with early stopping on the task's dev metric; per-epoch metrics go to the active MLflow run."""
+              callbacks: list | None = None, initial_epoch: int = 0, resume=None, save_to: Checkpoint | None = None) -> Outcome:
+    """Train with early stopping on the task's dev metric; per-epoch metrics go to the active MLflow run.
+
+    `resume`: early stopping's saved state when continuing at `initial_epoch`; `save_to`: a checkpoint
+    written after every epoch (it is handed the early-stopping callback)."""
     model, task = built.model, built.task
     dev_tokens = [list(s.tokens) for s in data.corpus.dev]
     dev_gold = [list(s.tags) for s in data.corpus.dev]
@@ -102,8 +110,13 @@ def fit_model(cfg: DictConfig, data: Data, built: Built, epochs: int, patience: 
 
     train = [Sentence(s.tokens, tuple(task.to_training(s.tags))) for s in data.train]
     batches = BucketedBatches(train, task, cfg.trainer.batch_size, cfg.seed)
+    o = cfg.optimizer
+    schedule = [inverse_time_decay(o.lr, o.lr_decay)] if o.get("lr_decay") else []
+    after = callbacks
+    if save_to is not None:
+        after = lambda stopper: [save_to.watching(stopper), *(callbacks or [])]  # noqa: E731
     return fit(model, batches, epochs, score_dev, task.monitor, patience, cfg.trainer.min_delta,
-               tracking.log_epoch, callbacks, initial_epoch, cfg.trainer.get("progress"))
+               tracking.log_epoch, after, initial_epoch, cfg.trainer.get("progress"), before=schedule, resume=resume)
 
 
 def evaluate_and_log(cfg: DictConfig, data: Data, built: Built) -> tuple[Scores, str | None]:
@@ -188,14 +201,28 @@ def train(cfg: DictConfig) -> dict:
     tags = {**run_tags(cfg, data.corpus), "test_digest": content_digest(data.corpus.test)}
     run_name = sweep.run_name(cfg, data.corpus.name, in_sweep)
     parent = in_sweep.parent_run_id if in_sweep is not None else None
-    with tracking.training_run(cfg, tags, run_name=run_name, parent_run_id=parent) as run:
+    state = checkpoint.load_state(cfg) if cfg.trainer.get("resume") else None
+    with tracking.training_run(cfg, tags, run_name=run_name, parent_run_id=parent,
+                               resume_run_id=state.run_id if state else None) as run:
         log.info("MLflow run %s in %s", run.info.run_id, cfg.tracking.uri)
         log.debug("resolved config:\n%s", OmegaConf.to_yaml(cfg, resolve=True))
         log.debug("%r, labels %s", task, task.labels)
-        tracking.log_config(cfg)
-        log_data(data, built)
+        resume, initial_epoch, seconds_before = None, 0, 0.0
+        if state is None:
+            tracking.log_config(cfg)
+            log_data(data, built)
+        else:
+            best_weights = checkpoint.restore(built.model, state, cfg.trainer.checkpoint)
+            resume, initial_epoch, seconds_before = (state.best, state.best_epoch, state.wait, best_weights), state.epoch, state.train_seconds
+            log.info("resuming from %s after epoch %d (best %s %.4f at epoch %d)", cfg.trainer.checkpoint, state.epoch,
+                     task.monitor, state.best, state.best_epoch + 1)
         started = time.perf_counter()
-        outcome = fit_model(cfg, data, built, cfg.trainer.epochs, cfg.trainer.patience)
+        save_to = None
+        if cfg.trainer.get("checkpoint"):
+            save_to = Checkpoint(cfg.trainer.checkpoint, run.info.run_id, checkpoint.config_of(cfg), seconds_before,
+                                 clock=lambda: time.perf_counter() - started)
+        outcome = fit_model(cfg, data, built, cfg.trainer.epochs, cfg.trainer.patience, initial_epoch=initial_epoch,
+                            resume=resume, save_to=save_to)
         seconds = time.perf_counter() - started
         if outcome.nan_loss:
             if not outcome.scored:
@@ -206,7 +233,7 @@ def train(cfg: DictConfig) -> dict:
         mlflow.log_metrics({
             "best_epoch": outcome.best_epoch,
             f"best_{task.monitor}": best,
-            "train_seconds": seconds,
+            "train_seconds": seconds_before + seconds,
             "train_sentences_per_sec": len(data.train) * outcome.epochs_run / max(seconds, 1e-9),
         })
         scores, _ = evaluate_and_log(cfg, data, built)

@@ -59,18 +59,38 @@ def _use_experiment(experiment: str, artifact_location: str | None) -> str:
 
 @contextlib.contextmanager
 def ending(run):
-    """End the active `run` FINISHED, FAILED (exception, with an `error` tag) or KILLED (Ctrl-C)."""
+    """End the active `run` FINISHED, FAILED (exception, with an `error` tag) or KILLED (Ctrl-C),
+    with the process' peak memory so far as the metric `peak_rss_mb`."""
     try:
         yield run
     except KeyboardInterrupt:
+        _log_peak_rss()
         mlflow.end_run(status="KILLED")
         raise
     except BaseException as e:
         mlflow.set_tag("error", f"{type(e).__name__}: {e}"[:500])
+        _log_peak_rss()
         mlflow.end_run(status="FAILED")
         raise
     else:
+        _log_peak_rss()
         mlflow.end_run(status="FINISHED")
+
+
+def peak_rss_mb() -> float:
+    """This process' peak resident memory so far, in MiB (a multirun's jobs in one process share it)."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+
+def _log_peak_rss() -> None:
+    try:
+        mlflow.log_metric("peak_rss_mb", round(peak_rss_mb(), 1))
+    except Exception as e:  # never let the memory figure hide how the run ended
+        log.warning("could not log peak_rss_mb: %s", e)
 
 
 SYSTEM_METRICS_INTERVAL = 5.0  # seconds between samples of CPU, memory (and GPU) use
@@ -94,17 +114,22 @@ def process_tags() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def training_run(cfg: DictConfig, tags: dict[str, str], run_name: str | None = None, parent_run_id: str | None = None):
+def training_run(cfg: DictConfig, tags: dict[str, str], run_name: str | None = None, parent_run_id: str | None = None,
+                 resume_run_id: str | None = None):
     """An MLflow run that ends FINISHED, FAILED (exception) or KILLED (Ctrl-C), never left open.
 
-    `tracking.tags` from the config are added to `tags`; `parent_run_id` nests it (a sweep's job).
+    `tracking.tags` from the config are added to `tags`; `parent_run_id` nests it (a sweep's job);
+    `resume_run_id` reopens that run instead of starting one (trainer.resume).
     """
     while mlflow.active_run() is not None:  # never nest into a run left over by a previous job
         mlflow.end_run()
     experiment_id = use_experiment(cfg.tracking.uri, cfg.tracking.experiment, cfg.tracking.artifact_location)
     tags = {**tags, **dict(cfg.tracking.get("tags") or {}), **process_tags()}
-    run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags, parent_run_id=parent_run_id,
-                           log_system_metrics=system_metrics(cfg))
+    if resume_run_id:
+        run = mlflow.start_run(run_id=resume_run_id, tags=tags, log_system_metrics=system_metrics(cfg))
+    else:
+        run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags, parent_run_id=parent_run_id,
+                               log_system_metrics=system_metrics(cfg))
     with ending(run) as run:
         yield run
 

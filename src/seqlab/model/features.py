@@ -17,13 +17,19 @@ UNK_ID = 1
 
 @keras.saving.register_keras_serializable(package="seqlab")
 class CharCNN(keras.layers.Layer):
-    """Character ids int [B, T, W] (0 = padding) -> [B, T, filters]: convolve, max-pool per word."""
+    """Character ids int [B, T, W] (0 = padding) -> [B, T, filters]: convolve, max-pool per word.
 
-    def __init__(self, num_chars, dim=30, filters=30, kernel_size=3, **kwargs):
+    activation: "tanh" (Ma & Hovy 2016) or "linear" (NCRF++); dropout: on the character embeddings
+    (NCRF++ drops them with its dropout, 0.5), while training only.
+    """
+
+    def __init__(self, num_chars, dim=30, filters=30, kernel_size=3, activation="tanh", dropout=0.0, **kwargs):
         super().__init__(**kwargs)
         self.num_chars, self.dim, self.filters, self.kernel_size = num_chars, dim, filters, kernel_size
+        self.activation, self.dropout_rate = activation, float(dropout)
         self.embed = keras.layers.Embedding(num_chars, dim, name="char_embedding")
-        self.conv = keras.layers.Conv1D(filters, kernel_size, padding="same", activation="tanh", name="char_conv")
+        self.conv = keras.layers.Conv1D(filters, kernel_size, padding="same", activation=activation, name="char_conv")
+        self.dropout = keras.layers.Dropout(self.dropout_rate) if self.dropout_rate > 0 else None
 
     @property
     def output_dim(self) -> int:
@@ -33,18 +39,22 @@ class CharCNN(keras.layers.Layer):
         self.embed.build(input_shape)
         self.conv.build((None, None, self.dim))
 
-    def call(self, char_ids):
+    def call(self, char_ids, training=False):
         shape = ops.shape(char_ids)  # B, T, W
         flat = ops.reshape(char_ids, (-1, shape[2]))  # [B*T, W]
         real = (flat > 0)[..., None]  # [B*T, W, 1]
-        x = self.conv(self.embed(flat) * ops.cast(real, "float32"))  # [B*T, W, F]; padding chars are zeros
-        x = ops.max(ops.where(real, x, -2.0), axis=1)  # tanh >= -1, so -2 never wins over a real char
+        embedded = self.embed(flat)
+        if self.dropout is not None:
+            embedded = self.dropout(embedded, training=training)
+        x = self.conv(embedded * ops.cast(real, "float32"))  # [B*T, W, F]; padding chars are zeros
+        x = ops.max(ops.where(real, x, -1e9), axis=1)  # padding never wins over a real char
         x = ops.where(ops.any(real, axis=1), x, 0.0)  # padded words: zeros
         return ops.reshape(x, (shape[0], shape[1], self.filters))
 
     def get_config(self):
         config = super().get_config()
-        config.update(num_chars=self.num_chars, dim=self.dim, filters=self.filters, kernel_size=self.kernel_size)
+        config.update(num_chars=self.num_chars, dim=self.dim, filters=self.filters, kernel_size=self.kernel_size,
+                      activation=self.activation, dropout=self.dropout_rate)
         return config
 
 
@@ -66,7 +76,7 @@ class CharLSTM(keras.layers.Layer):
         self.embed.build(input_shape)
         self.rnn.build((None, None, self.dim))
 
-    def call(self, char_ids):
+    def call(self, char_ids, training=False):
         shape = ops.shape(char_ids)
         flat = ops.reshape(char_ids, (-1, shape[2]))  # [B*T, W]
         real = flat > 0
@@ -98,7 +108,8 @@ class WordFeatures(keras.layers.Layer):
         self.embed = keras.layers.Embedding(num_words, w["dim"], name="word_embedding", trainable=not w.get("freeze", False))
         chars = w.get("chars", "none")
         if chars == "cnn":
-            self.char_layer = CharCNN(num_chars, w["char_dim"], w["char_filters"], w["char_kernel"], name="char_cnn")
+            self.char_layer = CharCNN(num_chars, w["char_dim"], w["char_filters"], w["char_kernel"],
+                                      w.get("char_activation", "tanh"), w.get("char_dropout", 0.0), name="char_cnn")
         elif chars == "lstm":
             self.char_layer = CharLSTM(num_chars, w["char_dim"], w["char_units"], name="char_lstm")
         else:
@@ -127,7 +138,7 @@ class WordFeatures(keras.layers.Layer):
             ids = ops.where(ops.logical_and(drop, ids > UNK_ID), UNK_ID, ids)
         parts = [self.embed(ids)]  # [B, T, dim]
         if self.char_layer is not None:
-            parts.append(self.char_layer(inputs["chars"]))  # [B, T, C]
+            parts.append(self.char_layer(inputs["chars"], training=training))  # [B, T, C]
         if self.casing is not None:
             parts.append(self.casing(inputs["casing"]))  # [B, T, casing_dim]
         x = ops.concatenate(parts, axis=-1) if len(parts) > 1 else parts[0]

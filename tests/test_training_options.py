@@ -1,0 +1,148 @@
+"""trainer.jit_compile, trainer.checkpoint + trainer.resume, optimizer.lr_decay / weight_decay,
+head.reduction and init=pytorch: what each promises, on real training runs and a real MLflow store."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from mlflow.tracking import MlflowClient
+
+from seqlab.compose import compose
+from seqlab.config import check_config
+from seqlab.crf import CRF
+from seqlab.errors import ConfigError
+from seqlab.model import jit
+from seqlab.testing import tiny_overrides
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("trainer.jit_compile=maybe", "trainer.jit_compile='maybe' is invalid: expected auto, true or false"),
+    ("trainer.resume=true", "trainer.resume=True is invalid: expected trainer.checkpoint=DIR"),
+    ("head.reduction=avg", "head.reduction='avg' is invalid: expected mean or sum"),
+    ("init=xavier", "init='xavier' is invalid: expected keras or pytorch"),
+    ("optimizer.lr_decay=-1", "optimizer.lr_decay=-1"),
+])
+def test_bad_speed_and_training_settings_name_the_key(override, expected):
+    with pytest.raises(ConfigError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+        check_config(compose(["+encoder=bilstm", override]))
+
+
+def test_jit_compile_false_true_and_auto_resolve_per_encoder_head_and_phase(monkeypatch):
+    assert not jit.use_xla(False, "bilstm", "crf", "train") and not jit.use_xla("false", "cnn", "crf", "decode")
+    assert jit.use_xla(True, "bilstm", "crf", "train") and jit.use_xla("true", "idcnn", "softmax", "decode")
+    monkeypatch.setattr(jit, "XLA_FASTER_ON_CPU", {("cnn", "crf", "decode"): True})
+    monkeypatch.setattr(jit, "_tf_has_gpu", lambda: False)
+    assert jit.use_xla("auto", "cnn", "crf", "decode") and not jit.use_xla("auto", "cnn", "crf", "train")
+    assert not jit.use_xla("auto", "bilstm", "crf", "decode")
+    monkeypatch.setattr(jit, "_tf_has_gpu", lambda: True)
+    assert jit.use_xla("auto", "bilstm", "crf", "train")  # Keras' own choice where TensorFlow sees a GPU
+    assert jit.xla_inside_graphs("auto") and jit.xla_inside_graphs(True) and not jit.xla_inside_graphs(False)
+    with pytest.raises(ValueError):
+        jit.parse_setting("sometimes")
+
+
+def _random_batch(k, seed=0):
+    rng = np.random.default_rng(seed)
+    lengths = np.array([13, 1, 0, 7, 13, 2])
+    mask = np.arange(13)[None] < lengths[:, None]
+    return (rng.normal(size=(6, 13, k)).astype("float32"), rng.integers(0, k, size=(6, 13)).astype("int32"), mask)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_crf_compiled_inside_a_graph_matches_the_plain_crf(reduction):
+    """head.xla: the CRF's loss, its gradients and Viterbi as XLA functions inside a plain tf.function
+    (padded to a bucket of 8 steps, one row empty, one of a single token) equal the uncompiled CRF."""
+    labels = ["O", "B-A", "I-A", "B-B", "I-B"]
+    emissions, _, mask = _random_batch(5)
+    tags = np.random.default_rng(2).choice([0, 1, 3], size=mask.shape).astype("int32")  # O, B-A, B-B: legal in IOB2
+    weights = [np.random.default_rng(i).normal(size=shape).astype("float32") for i, shape in enumerate([(5, 5), (5,), (5,)])]
+    results = []
+    for xla in (False, True):
+        crf = CRF(5, labels=labels, constraints="iob2", xla=xla)
+        crf.build()
+        crf.set_weights(weights)
+        signature = [tf.TensorSpec((None, None, 5)), tf.TensorSpec((None, None), tf.int32), tf.TensorSpec((None, None), tf.bool)]
+
+        @tf.function(input_signature=signature)
+        def loss_grads_paths(e, t, m):
+            with tf.GradientTape() as tape:
+                tape.watch(e)
+                loss = crf.nll(e, t, m, reduction)
+            return loss, tape.gradient(loss, [e, *crf.trainable_weights]), crf.decode(e, m)
+
+        results.append(loss_grads_paths(emissions, tags, mask))
+    (loss0, grads0, paths0), (loss1, grads1, paths1) = results
+    np.testing.assert_allclose(loss1.numpy(), loss0.numpy(), rtol=1e-5)
+    for g0, g1 in zip(grads0, grads1):
+        np.testing.assert_allclose(g1.numpy(), g0.numpy(), rtol=1e-4, atol=1e-6)
+    np.testing.assert_array_equal(paths1.numpy(), paths0.numpy())
+    assert paths1.shape == (6, 13) and (paths1.numpy()[2] == -1).all()
+
+
+def test_loss_reduction_sum_is_the_batch_total():
+    from seqlab.model.heads import CRFHead, SoftmaxHead
+
+    labels = ["O", "B-A", "I-A"]
+    emissions, tags, mask = _random_batch(3)
+    mean_crf, sum_crf = CRFHead(labels, "iob2"), CRFHead(labels, "iob2", reduction="sum")
+    mean_crf.build(), sum_crf.build()
+    sum_crf.set_weights(mean_crf.get_weights())
+    per_row = -np.asarray(mean_crf.log_likelihood(emissions, tags, mask))
+    assert float(sum_crf.loss(emissions, tags, mask)) == pytest.approx(per_row.sum(), rel=1e-5)
+    assert float(mean_crf.loss(emissions, tags, mask)) == pytest.approx(per_row.mean(), rel=1e-5)
+    soft_mean, soft_sum = SoftmaxHead(labels), SoftmaxHead(labels, reduction="sum")
+    tokens = mask.sum()
+    assert float(soft_sum.loss(emissions, tags, mask)) == pytest.approx(float(soft_mean.loss(emissions, tags, mask)) * tokens, rel=1e-5)
+
+
+def test_pytorch_init_draws_ncrfpp_bounds_and_zero_crf_scores():
+    from seqlab.model.init import pytorch_init
+    from seqlab.pipeline import build, prepare_data
+
+    cfg = compose(["+encoder=bilstm", "data.limit=60", "words.dim=50", "encoder.units=100", "init=pytorch"])
+    model = build(cfg, prepare_data(cfg)).model
+    emb = np.asarray(model.features.embed.embeddings)
+    assert np.abs(emb).max() <= math.sqrt(3 / 50) and np.abs(emb).max() > 0.9 * math.sqrt(3 / 50)
+    lstm = [w for w in model.encoder.weights if "lstm" in w.path and "kernel" in w.path]
+    assert lstm and all(np.abs(np.asarray(w)).max() <= 1 / math.sqrt(100) for w in lstm)
+    assert all(not np.asarray(w).any() for w in model.head.weights)  # CRF scores start at 0
+    before = [np.asarray(w).copy() for w in model.weights]
+    pytorch_init(model, cfg.seed)
+    assert all(np.array_equal(a, np.asarray(b)) for a, b in zip(before, model.weights))  # seeded
+
+
+def _history(client, run_id, key):
+    return [(m.step, m.value) for m in sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)]
+
+
+def test_a_resumed_run_trains_the_epochs_the_uninterrupted_run_trains(tmp_path):
+    """4 epochs in one go, and 2 epochs then trainer.resume=true to 4: the same dev scores, losses and
+    learning rates per epoch (lr_decay), the same test F1, and one MLflow run holding all 4 epochs."""
+    from seqlab.pipeline import train
+
+    common = ["+encoder=bilstm", "data.limit=150", "trainer.patience=10", "optimizer.name=sgd", "optimizer.lr=0.05",
+              "optimizer.lr_decay=0.5", "tracking.log_model=false", "tracking.system_metrics=false"]
+    whole = train(compose(tiny_overrides(tmp_path / "whole", *common, "trainer.epochs=4")))
+    ckpt = tmp_path / "ckpt"
+    parts = tiny_overrides(tmp_path / "parts", *common, f"trainer.checkpoint={ckpt}")
+    first = train(compose([*parts, "trainer.epochs=2"]))
+    assert (ckpt / "state.json").exists() and [p.name for p in ckpt.glob("epoch-*")] == ["epoch-0002"]
+    with pytest.raises(ConfigError, match="words.dim"):  # another config cannot resume it
+        train(compose([*parts, "trainer.epochs=4", "trainer.resume=true", "words.dim=8"]))
+    resumed = train(compose([*parts, "trainer.epochs=4", "trainer.resume=true"]))
+    assert resumed["run_id"] == first["run_id"]
+
+    client_whole = MlflowClient(f"sqlite:///{tmp_path}/whole/mlflow.db")
+    client_parts = MlflowClient(f"sqlite:///{tmp_path}/parts/mlflow.db")
+    for key in ("val_entity_f1", "loss", "learning_rate"):
+        a, b = _history(client_whole, whole["run_id"], key), _history(client_parts, resumed["run_id"], key)
+        assert [s for s, _ in b] == [1, 2, 3, 4]
+        np.testing.assert_allclose([v for _, v in b], [v for _, v in a], rtol=1e-4, err_msg=key)
+    lrs = [v for _, v in _history(client_parts, resumed["run_id"], "learning_rate")]
+    np.testing.assert_allclose(lrs, [0.05 / (1 + 0.5 * e) for e in range(4)], rtol=1e-6)
+    assert resumed["test_entity_f1"] == pytest.approx(whole["test_entity_f1"], abs=1e-6)
+    run = client_parts.get_run(resumed["run_id"])
+    assert run.info.status == "FINISHED" and run.data.metrics["peak_rss_mb"] > 100
+    assert len(client_parts.search_runs([run.info.experiment_id])) == 1
