@@ -17,7 +17,8 @@ XLA), then `Tagger.tag_ids` over dev (batch 256). The ways:
 Columns: the first epoch (tracing, and XLA's compilations: once per padded
 shape) and the steady state (the last epoch; the second decode pass) in
 seconds. `seqlab.model.jit.XLA_FASTER_ON_CPU` is this script's verdict (XLA
-where it beats the better of the other two in the steady state); `auto` follows it.
+where it is at least 10% faster than the better of the other two in the steady
+state: the compilations cost time and memory); `auto` follows it.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ def data_overrides() -> list[str]:
 
 
 WAYS = {"graph": "false", "graph+CRF": "auto", "XLA": "true"}
+MARGIN = 0.9  # XLA must be 10% faster than the better of the other two: it also costs compile time and memory
 
 
 def measure(encoder: str, head: str, way: str, args) -> dict:
@@ -102,7 +104,7 @@ def main() -> None:
             for phase in ("train", "decode"):
                 steady = {way: run[f"{phase}_steady"] for way, run in runs.items()}
                 best_other = min(v for w, v in steady.items() if w != "XLA")
-                verdict[(encoder, head, phase)] = steady["XLA"] < best_other
+                verdict[(encoder, head, phase)] = steady["XLA"] < MARGIN * best_other
                 for way, run in runs.items():
                     print(f"| {encoder} | {head} | {phase} | {way} | {run[f'{phase}_first']:.2f} | {steady[way]:.2f} "
                           f"| {steady['graph'] / steady[way]:.2f}x |", flush=True)

@@ -146,3 +146,22 @@ def test_a_resumed_run_trains_the_epochs_the_uninterrupted_run_trains(tmp_path):
     run = client_parts.get_run(resumed["run_id"])
     assert run.info.status == "FINISHED" and run.data.metrics["peak_rss_mb"] > 100
     assert len(client_parts.search_runs([run.info.experiment_id])) == 1
+
+
+def test_crfs_of_one_size_share_their_xla_functions_across_models():
+    """XLA keeps every compiled function for the process' life: a search or multirun that builds many
+    taggers must reuse the CRF's compiled functions, not add new ones per model (which exhausted the
+    process' memory maps after some dozens of models before)."""
+    from seqlab.crf import layer
+
+    emissions, tags, mask = _random_batch(5)
+    counts = []
+    for _ in range(3):
+        keras.backend.clear_session()
+        crf = CRF(5, xla=True)
+        crf.build()
+        signature = [tf.TensorSpec((None, None, 5)), tf.TensorSpec((None, None), tf.int32), tf.TensorSpec((None, None), tf.bool)]
+        step = tf.function(lambda e, t, m: (crf.nll(e, t, m), crf.decode(e, m)), input_signature=signature)
+        step(emissions, tags, mask)
+        counts.append(len(layer._SHARED))
+    assert counts[0] == counts[1] == counts[2] >= 2

@@ -41,7 +41,8 @@ log = logging.getLogger(__name__)
 STATE = "state.json"
 # Keys that may change between the first run and its resumption; every other key must match.
 MAY_CHANGE = ("trainer.epochs", "trainer.resume", "trainer.patience", "trainer.progress", "trainer.threads",
-              "trainer.checkpoint", "tracking.system_metrics")
+              "trainer.checkpoint", "trainer.max_minutes", "trainer.test_each_epoch", "trainer.jit_compile",
+              "tracking.system_metrics")
 
 
 @dataclass

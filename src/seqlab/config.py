@@ -84,6 +84,8 @@ class TrainerConfig:
     min_delta: float = 0.0  # a dev score must beat the best by more than this to count as better
     eval_batch_size: int = 256
     progress: Optional[bool] = None  # Keras' progress bar inside epochs; null: when an epoch has > 500 batches
+    max_minutes: Optional[float] = None  # stop after the epoch that passes this much training time (resumed sessions count)
+    test_each_epoch: bool = False  # also score test after every epoch (test_<metric>_by_epoch; never used to choose)
     checkpoint: Optional[str] = None  # a directory: save the model, optimizer and early stopping there after every epoch
     resume: bool = False  # continue from the last epoch saved in trainer.checkpoint (from scratch when it holds none)
     jit_compile: Any = "auto"  # auto | true | false: XLA for the training step and decoder (auto: what measured faster)
@@ -222,6 +224,8 @@ def check_config(cfg: DictConfig, search: bool = True) -> None:
            "auto, true or false")
     _check(not cfg.trainer.get("resume") or bool(cfg.trainer.get("checkpoint")), "trainer.resume", True,
            "trainer.checkpoint=DIR beside it (the folder the run saves its epochs in)")
+    _check(cfg.trainer.get("max_minutes") is None or cfg.trainer.max_minutes > 0, "trainer.max_minutes",
+           cfg.trainer.get("max_minutes"), "null or a number of minutes > 0")
     _check(cfg.trainer.min_delta >= 0, "trainer.min_delta", cfg.trainer.min_delta, "a float >= 0")
     _check(cfg.data.max_len is None or cfg.data.max_len >= 1, "data.max_len", cfg.data.max_len, "null or >= 1")
     _check(cfg.data.limit is None or cfg.data.limit >= 1, "data.limit", cfg.data.limit, "null or >= 1")

@@ -26,7 +26,7 @@ from seqlab.model import Tagger, build_tagger
 from seqlab.model.init import initialise
 from seqlab.pyfunc_model import log_tagger
 from seqlab.task import TaggingTask
-from seqlab.training import BucketedBatches, Outcome, fit, inverse_time_decay, make_optimizer
+from seqlab.training import BucketedBatches, Outcome, TimeLimit, fit, inverse_time_decay, make_optimizer
 
 log = logging.getLogger("seqlab")
 
@@ -95,11 +95,13 @@ def build(cfg: DictConfig, data: Data) -> Built:
 
 
 def fit_model(cfg: DictConfig, data: Data, built: Built, epochs: int, patience: int,
-              callbacks: list | None = None, initial_epoch: int = 0, resume=None, save_to: Checkpoint | None = None) -> Outcome:
+              callbacks: list | None = None, initial_epoch: int = 0, resume=None, save_to: Checkpoint | None = None,
+              seconds_before: float = 0.0) -> Outcome:
     """Train with early stopping on the task's dev metric; per-epoch metrics go to the active MLflow run.
 
     `resume`: early stopping's saved state when continuing at `initial_epoch`; `save_to`: a checkpoint
-    written after every epoch (it is handed the early-stopping callback)."""
+    written after every epoch (it is handed the early-stopping callback); `seconds_before`: training
+    time of earlier sessions of a resumed run (trainer.max_minutes counts it)."""
     model, task = built.model, built.task
     dev_tokens = [list(s.tokens) for s in data.corpus.dev]
     dev_gold = [list(s.tags) for s in data.corpus.dev]
@@ -112,9 +114,20 @@ def fit_model(cfg: DictConfig, data: Data, built: Built, epochs: int, patience: 
     batches = BucketedBatches(train, task, cfg.trainer.batch_size, cfg.seed)
     o = cfg.optimizer
     schedule = [inverse_time_decay(o.lr, o.lr_decay)] if o.get("lr_decay") else []
-    after = callbacks
+    extra = list(callbacks or [])
+    if cfg.trainer.get("test_each_epoch"):
+        test_tokens, test_gold = [list(s.tokens) for s in data.corpus.test], [list(s.tags) for s in data.corpus.test]
+
+        def score_test(epoch, logs):
+            value = score(task.kind, test_gold, model.tag(test_tokens, cfg.trainer.eval_batch_size)).metrics[task.metric]
+            mlflow.log_metric(f"test_{task.metric}_by_epoch", value, step=epoch + 1)
+
+        extra.append(keras.callbacks.LambdaCallback(on_epoch_end=score_test))
+    if cfg.trainer.get("max_minutes"):
+        extra.append(TimeLimit(60 * cfg.trainer.max_minutes, seconds_before))
+    after = extra
     if save_to is not None:
-        after = lambda stopper: [save_to.watching(stopper), *(callbacks or [])]  # noqa: E731
+        after = lambda stopper: [save_to.watching(stopper), *extra]  # noqa: E731
     return fit(model, batches, epochs, score_dev, task.monitor, patience, cfg.trainer.min_delta,
                tracking.log_epoch, after, initial_epoch, cfg.trainer.get("progress"), before=schedule, resume=resume)
 
@@ -222,7 +235,7 @@ def train(cfg: DictConfig) -> dict:
             save_to = Checkpoint(cfg.trainer.checkpoint, run.info.run_id, checkpoint.config_of(cfg), seconds_before,
                                  clock=lambda: time.perf_counter() - started)
         outcome = fit_model(cfg, data, built, cfg.trainer.epochs, cfg.trainer.patience, initial_epoch=initial_epoch,
-                            resume=resume, save_to=save_to)
+                            resume=resume, save_to=save_to, seconds_before=seconds_before)
         seconds = time.perf_counter() - started
         if outcome.nan_loss:
             if not outcome.scored:

@@ -120,6 +120,24 @@ class EpochReport(keras.callbacks.Callback):
             log.info("early stopping: no better %s for %d epochs", self.monitor, self.stopper.patience)
 
 
+class TimeLimit(keras.callbacks.Callback):
+    """Stop training after the epoch during which `seconds` of training have passed (trainer.max_minutes),
+    counting `seconds_before` from earlier sessions of a resumed run. The best epoch's weights are kept."""
+
+    def __init__(self, seconds: float, seconds_before: float = 0.0):
+        super().__init__()
+        self.seconds, self.seconds_before = seconds, seconds_before
+
+    def on_train_begin(self, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        spent = self.seconds_before + time.perf_counter() - self.started
+        if spent >= self.seconds and not self.model.stop_training:
+            log.info("trainer.max_minutes: %.1f minutes of training reached after epoch %d; stopping", spent / 60, epoch + 1)
+            self.model.stop_training = True
+
+
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
     """Keras' EarlyStopping, optionally starting from a saved state (best score, its epoch counted from 0,
     epochs waited, the best weights) instead of from nothing: a resumed run stops where the

@@ -145,7 +145,6 @@ class CRF(keras.layers.Layer):
         kwargs.setdefault("dtype", "float32")  # stay float32 under mixed precision
         super().__init__(**kwargs)
         self.xla = bool(xla)
-        self._compiled = {}
         self.supports_masking = True  # `call` is the identity: the emissions' mask passes through
         if labels is not None and len(labels) != num_tags:
             raise ValueError(f"CRF got num_tags={num_tags} but {len(labels)} labels")
@@ -232,40 +231,43 @@ class CRF(keras.layers.Layer):
 
         return not tf.executing_eagerly()
 
-    def _compile(self, name, fn):
+    def _weights(self):
+        """The three weights as tensors, in a fixed order: transitions, start, end."""
         import tensorflow as tf
 
-        if name not in self._compiled:
-            self._compiled[name] = tf.function(fn, jit_compile=True, reduce_retracing=True)
-        return self._compiled[name]
+        return [tf.convert_to_tensor(getattr(w, "value", w)) for w in (self.transitions, self.start_transitions,
+                                                                        self.end_transitions)]
 
     def _xla_decode(self, emissions, mask):
         """`_viterbi` compiled by XLA, time padded to a multiple of XLA_BUCKET (callers crop)."""
-        return self._compile("viterbi", self._viterbi)(*_pad_to_bucket(emissions, mask))
+        fn = _shared_function(self, "viterbi", lambda view, e, m: view._viterbi(e, m))
+        return fn(*_pad_to_bucket(emissions, mask), *self._weights())
 
     def _xla_nll(self, emissions, mask, tags, reduction):
         """`nll` with its value and gradient from one XLA-compiled call (see `nll`)."""
         import tensorflow as tf
 
         emissions, mask, tags = _pad_to_bucket(emissions, mask, tags)
-        weights = self.trainable_weights  # transitions, start_transitions, end_transitions (when trainable)
 
-        def value_and_grads(emissions, mask, tags):
+        def value_and_grads(view, emissions, mask, tags):
+            weights = [view.transitions, view.start_transitions, view.end_transitions]
             with tf.GradientTape() as tape:  # inside the compiled function: XLA differentiates the loops
-                tape.watch(emissions)
-                loss = self._reduce(-self._log_likelihood(emissions, mask, tags), reduction)
+                tape.watch([emissions, *weights])
+                loss = view._reduce(-view._log_likelihood(emissions, mask, tags), reduction)
             return loss, tape.gradient(loss, [emissions, *weights])
 
-        fused = self._compile(f"nll_{reduction}", value_and_grads)
+        fused = _shared_function(self, f"nll_{reduction}", value_and_grads)
+        variables = {id(getattr(w, "value", w)): i for i, w in
+                     enumerate((self.transitions, self.start_transitions, self.end_transitions))}
 
         @tf.custom_gradient
         def nll(emissions):
-            loss, grads = fused(emissions, mask, tags)
+            loss, grads = fused(emissions, mask, tags, *self._weights())
 
             def grad(dy, variables=None):
-                by_variable = {id(getattr(w, "value", w)): g for w, g in zip(weights, grads[1:])}
-                return dy * grads[0], [dy * by_variable[id(v)] for v in variables or []]
+                return dy * grads[0], [dy * grads[1 + by_id[id(v)]] for v in variables or []]
 
+            by_id = variables
             return loss, grad
 
         return nll(emissions)
@@ -526,3 +528,50 @@ class CRF(keras.layers.Layer):
         paths = ops.where(mask[:, None, :], paths, self.pad_value)
         has_tokens = ops.any(mask, axis=1)[:, None]
         return paths[:, :, :time], ops.where(has_tokens, best, ops.where(ops.arange(k)[None] == 0, 0.0, neg))
+
+
+class _WeightsView:
+    """A CRF's scoring and decoding methods over weight tensors passed in, not its variables.
+
+    The XLA functions of `CRF(xla=True)` take the weights as arguments and are shared by every
+    CRF of the same size, constraints and padding id (`_shared_function`): XLA keeps each
+    compiled function for the life of the process, so functions owned by each layer would
+    pile up over the trials of a search or the jobs of a multirun (about 1,000 memory maps
+    and 80 MB per model, measured, until LLVM fails with "Cannot allocate memory").
+    """
+
+    built = True
+    _scores, _decode_scores, _path_score = CRF._scores, CRF._decode_scores, CRF._path_score
+    _forward, _log_partition, _log_likelihood, _viterbi = CRF._forward, CRF._log_partition, CRF._log_likelihood, CRF._viterbi
+    _reduce = staticmethod(CRF._reduce)
+
+    def __init__(self, layer: CRF, transitions, start, end):
+        self.num_tags, self.pad_value = layer.num_tags, layer.pad_value
+        self._trans_penalty, self._start_penalty, self._end_penalty = (
+            layer._trans_penalty, layer._start_penalty, layer._end_penalty)
+        self.transitions, self.start_transitions, self.end_transitions = transitions, start, end
+
+
+_SHARED: dict = {}
+
+
+def _shared_function(layer: CRF, name: str, body):
+    """`body(view, *inputs)` as one XLA-compiled tf.function per (name, size, constraints, padding id),
+    called as fn(*inputs, transitions, start, end)."""
+    import tensorflow as tf
+
+    key = (name, layer.num_tags, layer._trans_penalty.tobytes(), layer._start_penalty.tobytes(),
+           layer._end_penalty.tobytes(), layer.pad_value)
+    if key not in _SHARED:
+        penalties = _WeightsView.__new__(_WeightsView)  # carries the layer's sizes and penalties, not its weights
+        penalties.num_tags, penalties.pad_value = layer.num_tags, layer.pad_value
+        penalties._trans_penalty, penalties._start_penalty, penalties._end_penalty = (
+            layer._trans_penalty, layer._start_penalty, layer._end_penalty)
+
+        def fn(*args):
+            *inputs, transitions, start, end = args
+            view = _WeightsView(penalties, transitions, start, end)
+            return body(view, *inputs)
+
+        _SHARED[key] = tf.function(fn, jit_compile=True, reduce_retracing=True)
+    return _SHARED[key]
