@@ -17,7 +17,7 @@ batch size for training and decoding (NCRF++ decodes in its training batch size)
 
 Printed per tool: wall seconds per training epoch (dev and test scoring
 excluded), CPU seconds of the whole run per epoch, training and decoding
-sentences per second, dev F1 after each epoch, test F1 (NCRF++: after the last
+sentences per second (decoding: dev, tagging only, scoring excluded, as NCRF++ times it), dev F1 after each epoch, test F1 (NCRF++: after the last
 epoch; seqlab: the best epoch's, as it reports), and the peak RSS of the process.
 """
 
@@ -134,10 +134,10 @@ def run_seqlab(work: Path, epochs: int, batch: int, threads: int, env: dict, rou
     def history(key):
         return [m.value for m in sorted(client.get_metric_history(run.info.run_id, key), key=lambda m: m.step)]
 
-    epoch_s, dev_s = history("epoch_seconds"), history("dev_seconds")
+    epoch_s, dev_s, decode_s = history("epoch_seconds"), history("dev_seconds"), history("dev_decode_seconds")
     train_s = [e - d for e, d in zip(epoch_s, dev_s)]
     return {"epoch_seconds": train_s, "train_rate": [counts["train"] / t for t in train_s],
-            "decode_rate": [counts["dev"] / d for d in dev_s], "dev_f1": history("val_entity_f1"),
+            "decode_rate": [counts["dev"] / d for d in decode_s], "dev_f1": history("val_entity_f1"),
             "test_f1": run.data.metrics["test_entity_f1"], "rss": rss, "cpu_per_epoch": cpu / epochs}
 
 

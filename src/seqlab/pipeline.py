@@ -106,9 +106,11 @@ def fit_model(cfg: DictConfig, data: Data, built: Built, epochs: int, patience: 
     dev_tokens = [list(s.tokens) for s in data.corpus.dev]
     dev_gold = [list(s.tags) for s in data.corpus.dev]
 
-    def score_dev() -> float:
+    def score_dev() -> tuple[float, dict]:
+        started = time.perf_counter()
         predicted = model.tag(dev_tokens, cfg.trainer.eval_batch_size)
-        return score(task.kind, dev_gold, predicted).metrics[task.metric]
+        decode_seconds = time.perf_counter() - started
+        return score(task.kind, dev_gold, predicted).metrics[task.metric], {"dev_decode_seconds": decode_seconds}
 
     train = [Sentence(s.tokens, tuple(task.to_training(s.tags))) for s in data.train]
     batches = BucketedBatches(train, task, cfg.trainer.batch_size, cfg.seed)

@@ -61,7 +61,8 @@ class BucketedBatches(keras.utils.PyDataset):
 
 
 class DevScore(keras.callbacks.Callback):
-    """After each epoch, `score_dev()` (the current weights' dev score) goes into the logs as `monitor`.
+    """After each epoch, `score_dev()` (the current weights' dev score) goes into the logs as `monitor`,
+    with `dev_seconds`. `score_dev` may return (score, {other log entries}) instead, e.g. the decoding time.
 
     After a non-finite loss nothing is scored: the weights are broken, and Keras' EarlyStopping
     then keeps the best earlier epoch.
@@ -80,14 +81,18 @@ class DevScore(keras.callbacks.Callback):
             self.nan_loss = True
             return
         started = time.perf_counter()
-        logs[self.monitor] = float(self.score_dev())
+        result = self.score_dev()
+        value, extra = result if isinstance(result, tuple) else (result, {})
+        logs[self.monitor] = float(value)
+        logs.update(extra)
         logs["dev_seconds"] = time.perf_counter() - started
 
 
 class EpochReport(keras.callbacks.Callback):
     """One line per epoch (loss, dev metric, best so far, seconds) and `on_epoch(epoch, metrics)`,
     epoch counted from 1, e.g. to log the metrics to MLflow: loss, the dev metric, epoch_seconds
-    (training and dev scoring), dev_seconds, and learning_rate under a schedule."""
+    (training and dev scoring), dev_seconds (decoding and scoring dev), dev_decode_seconds (decoding
+    only), and learning_rate under a schedule."""
 
     def __init__(self, monitor: str, stopper: keras.callbacks.EarlyStopping,
                  on_epoch: Callable[[int, dict], None] | None = None, epochs: int | None = None):
@@ -111,8 +116,9 @@ class EpochReport(keras.callbacks.Callback):
                  loss, self.monitor, value, best, best_epoch, time.perf_counter() - self.started)
         if self.on_epoch:
             metrics = {"loss": loss, self.monitor: value, "epoch_seconds": time.perf_counter() - self.started}
-            if "dev_seconds" in logs:
-                metrics["dev_seconds"] = float(logs["dev_seconds"])
+            for key in ("dev_seconds", "dev_decode_seconds"):
+                if key in logs:
+                    metrics[key] = float(logs[key])
             if "learning_rate" in logs:  # set by a schedule (optimizer.lr_decay)
                 metrics["learning_rate"] = float(logs["learning_rate"])
             self.on_epoch(epoch + 1, metrics)
