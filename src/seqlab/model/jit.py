@@ -2,11 +2,13 @@
 
     jit_compile = "auto" | true | false
 
-TensorFlow runs a tagger either as a plain graph (`tf.function`) or compiled by
-XLA (`jit_compile=True`). On a CPU neither wins everywhere: XLA fuses the
-CRF's per-step work and the convolutions, while Keras' recurrent layers run
-their loop no faster compiled. `auto` therefore picks, per encoder, head and
-phase, what `scripts/bench_jit.py` measured faster on CPU (the table below,
+TensorFlow runs a tagger as a plain graph (`tf.function`, traced once for every
+batch shape) or compiled whole by XLA (`jit_compile=True`, compiled once per
+padded shape). Unless trainer.jit_compile=false, the CRF's loss (with its
+gradient) and Viterbi run as XLA functions inside the plain graph (seqlab.crf.CRF
+`xla`): that is where XLA pays most (3-5x on the CRF's loops). Whether the
+whole step is compiled too is `auto`'s choice per encoder, head and phase: what
+`scripts/bench_jit.py` measured at least 10% faster on CPU (the table below,
 docs/benchmarks.md), and XLA wherever TensorFlow sees a GPU (Keras' own choice
 there). JAX always compiles (jax.jit); PyTorch runs eagerly (torch.compile is
 not used).
@@ -21,8 +23,10 @@ import keras
 
 PHASES = ("train", "decode")
 
-# scripts/bench_jit.py on the 2-core CPU machine, 2026-11-25 (docs/benchmarks.md, "XLA or plain graph"):
-# True where XLA was faster in the steady state. Filled per (encoder, head, phase).
+# scripts/bench_jit.py on the 2-core CPU machine, 2026-11-25 (docs/benchmarks.md, "XLA or a plain graph"):
+# (encoder, head, phase) -> True where compiling the whole step was >= 10% faster than the plain graph
+# (with the CRF's XLA loops). It never was: whole-step XLA lost training for every encoder and head
+# (0.25-0.64x, before counting 30-55 s of compilation), and decoding was within 7% either way.
 XLA_FASTER_ON_CPU: dict[tuple[str, str, str], bool] = {}
 
 
