@@ -38,15 +38,10 @@ from seqlab.data import load_corpus  # noqa: E402
 from seqlab.model import jit  # noqa: E402
 from seqlab.model.backend import as_dataset  # noqa: E402
 from seqlab.pipeline import Data, build  # noqa: E402
-from seqlab.testing import SHARED_DATA  # noqa: E402
+from seqlab.testing import conll2003_overrides  # noqa: E402
 from seqlab.training import BucketedBatches  # noqa: E402
 
 ENCODERS, HEADS = ("bilstm", "bigru", "cnn", "idcnn"), ("softmax", "crf")
-
-
-def data_overrides() -> list[str]:
-    conll = SHARED_DATA / "conll2003"
-    return ["data=conll2003", f"data.root={SHARED_DATA}"] if (conll / "train.txt").exists() else []
 
 
 WAYS = {"graph": "false", "graph+CRF": "auto", "XLA": "true"}
@@ -55,7 +50,7 @@ MARGIN = 0.9  # XLA must be 10% faster than the better of the other two: it also
 
 def measure(encoder: str, head: str, way: str, args) -> dict:
     jit.XLA_FASTER_ON_CPU.clear()  # auto: a graph with XLA-compiled CRF loops
-    cfg = compose([f"+encoder={encoder}", f"head={head}", f"trainer.jit_compile={WAYS[way]}", *data_overrides()])
+    cfg = compose([f"+encoder={encoder}", f"head={head}", f"trainer.jit_compile={WAYS[way]}", *conll2003_overrides()])
     keras.backend.clear_session()
     keras.utils.set_random_seed(0)
     corpus = load_corpus(cfg.data)
@@ -91,7 +86,7 @@ def main() -> None:
     parser.add_argument("--json", help="also write the raw numbers here")
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; keras {keras.__version__}, data: "
-          f"{'CoNLL-2003' if data_overrides() else 'embedded WNUT-16'}; {args.train} train / {args.dev} dev sentences")
+          f"{'CoNLL-2003' if conll2003_overrides() else 'embedded WNUT-16'}; {args.train} train / {args.dev} dev sentences")
     print()
     print("| encoder | head | phase | way | first (s) | steady (s) | steady vs graph |")
     print("|---|---|---|---|---|---|---|")

@@ -38,17 +38,13 @@ from seqlab import pipeline  # noqa: E402
 from seqlab.compose import compose  # noqa: E402
 from seqlab.data.corpus import Sentence  # noqa: E402
 from seqlab.model.backend import input_signature  # noqa: E402
-from seqlab.testing import SHARED_DATA  # noqa: E402
+from seqlab.testing import conll2003_overrides  # noqa: E402
 from seqlab.training import BucketedBatches  # noqa: E402
 
 MODELS = {
     "words_only": ["+encoder=bilstm", "words=words_only", "head=softmax"],
     "default": ["+encoder=bilstm"],
 }
-
-
-def data_overrides() -> list[str]:
-    return ["data=conll2003", f"data.root={SHARED_DATA}"] if (SHARED_DATA / "conll2003" / "train.txt").exists() else []
 
 
 class EpochTimes(keras.callbacks.Callback):
@@ -83,7 +79,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="training sentences (default: all)")
     args = parser.parse_args()
     store = tempfile.mkdtemp(prefix="bench_overhead_")
-    overrides = [*MODELS[args.model], *data_overrides(), f"tracking.uri=sqlite:///{store}/mlflow.db",
+    overrides = [*MODELS[args.model], *conll2003_overrides(), f"tracking.uri=sqlite:///{store}/mlflow.db",
                  f"tracking.artifact_location={store}/mlruns", "trainer.patience=100"]
     if args.limit:
         overrides.append(f"data.limit={args.limit}")

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from seqlab.errors import ConfigError
 
@@ -57,13 +57,6 @@ class State:
     train_seconds: float
     config: dict = field(default_factory=dict)
     folder: str = ""
-
-
-def comparable_config(cfg: DictConfig) -> dict:
-    """The resolved config without the keys that may change on resumption (dotted keys -> values)."""
-    from seqlab.config import flatten
-
-    return {k: v for k, v in flatten(cfg).items() if k not in MAY_CHANGE and not k.startswith("hydra")}
 
 
 def load_state(cfg: DictConfig) -> State | None:
@@ -160,5 +153,9 @@ def _plain(value):
 
 
 def config_of(cfg: DictConfig) -> dict:
-    """What `State.config` holds for `cfg` (JSON-safe)."""
-    return json.loads(json.dumps(comparable_config(cfg), default=str))
+    """What `State.config` holds for `cfg`: the resolved config without the keys that may change on
+    resumption, as dotted keys -> JSON-safe values."""
+    from seqlab.config import flatten
+
+    kept = {k: v for k, v in flatten(cfg).items() if k not in MAY_CHANGE and not k.startswith("hydra")}
+    return json.loads(json.dumps(kept, default=str))

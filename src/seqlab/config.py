@@ -178,8 +178,22 @@ DROPOUTS = ("encoder.dropout", "encoder.recurrent_dropout", "words.dropout", "wo
 SEED_LIMIT = 2**32  # NumPy and TensorFlow seeds are unsigned 32-bit
 
 
+def jit_setting(value: Any) -> str | bool:
+    """trainer.jit_compile (auto, true, false, or their strings) -> "auto", True or False; ValueError otherwise."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text not in ("auto", "true", "false"):
+        raise ValueError(f"expected auto, true or false, got {value!r}")
+    return {"true": True, "false": False}.get(text, "auto")
+
+
 def _jit_setting_ok(value: Any) -> bool:
-    return isinstance(value, bool) or str(value).lower() in ("auto", "true", "false")
+    try:
+        jit_setting(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _present(cfg: DictConfig, key: str) -> Any:

@@ -18,6 +18,13 @@ REPO = Path(__file__).resolve().parents[2]
 SHARED_DATA = REPO.parent / "shared" / "data"  # public corpora beside the clone; tests skip without them
 
 
+def conll2003_overrides() -> list[str]:
+    """Overrides that read the shared CoNLL-2003 beside the clone, or none (the embedded default data)
+    where it is absent: for benchmarks that prefer the larger corpus."""
+    present = (SHARED_DATA / "conll2003" / "train.txt").exists()
+    return ["data=conll2003", f"data.root={SHARED_DATA}"] if present else []
+
+
 def free_port() -> int:
     """A loopback port with nothing listening on it (for servers the tests start)."""
     with socket.socket() as s:

@@ -38,7 +38,7 @@ class BucketedBatches(keras.utils.PyDataset):
 
     def __init__(self, sentences: list[Sentence], task, batch_size: int, seed: int):
         super().__init__()
-        self.sentences, self.task, self.batch_size, self.seed = sentences, task, batch_size, seed
+        self.batch_size, self.seed = batch_size, seed
         self.lengths = [len(s) for s in sentences]
         self.encoded = task.encode_corpus([s.tokens for s in sentences], [s.tags for s in sentences])  # once
         self.pad = None  # set by seqlab.model.backend.as_dataset where shapes must come in few sizes

@@ -126,7 +126,7 @@ class CRF(keras.layers.Layer):
         constraints: None, "iob1", "iob2" or "bioes": forbid the transitions that
             scheme does not allow (e.g. O -> I-PER, start -> I-PER).
         pad_value: the tag id written at padded positions by `decode`/`nbest`.
-        xla: TensorFlow only: run `log_likelihood` and `viterbi` as functions compiled by XLA
+        xla: TensorFlow only: run `nll` (value and gradient) and `viterbi` as functions compiled by XLA
             whenever they are traced into a graph (`tf.function`, Keras' fit and predict), so
             their loops over time run fused even inside a model that is not compiled by XLA.
             Time is padded to a multiple of XLA_BUCKET (masked: results are unchanged).
@@ -257,17 +257,16 @@ class CRF(keras.layers.Layer):
             return loss, tape.gradient(loss, [emissions, *weights])
 
         fused = _shared_function(self, f"nll_{reduction}", value_and_grads)
-        variables = {id(getattr(w, "value", w)): i for i, w in
-                     enumerate((self.transitions, self.start_transitions, self.end_transitions))}
+        index_of = {id(getattr(w, "value", w)): i for i, w in
+                    enumerate((self.transitions, self.start_transitions, self.end_transitions))}
 
         @tf.custom_gradient
         def nll(emissions):
             loss, grads = fused(emissions, mask, tags, *self._weights())
 
             def grad(dy, variables=None):
-                return dy * grads[0], [dy * grads[1 + by_id[id(v)]] for v in variables or []]
+                return dy * grads[0], [dy * grads[1 + index_of[id(v)]] for v in variables or []]
 
-            by_id = variables
             return loss, grad
 
         return nll(emissions)
@@ -545,7 +544,8 @@ class _WeightsView:
     _forward, _log_partition, _log_likelihood, _viterbi = CRF._forward, CRF._log_partition, CRF._log_likelihood, CRF._viterbi
     _reduce = staticmethod(CRF._reduce)
 
-    def __init__(self, layer: CRF, transitions, start, end):
+    def __init__(self, layer, transitions, start, end):
+        """`layer`: a CRF, or another view (only its size, padding id and penalties are read)."""
         self.num_tags, self.pad_value = layer.num_tags, layer.pad_value
         self._trans_penalty, self._start_penalty, self._end_penalty = (
             layer._trans_penalty, layer._start_penalty, layer._end_penalty)
@@ -563,15 +563,11 @@ def _shared_function(layer: CRF, name: str, body):
     key = (name, layer.num_tags, layer._trans_penalty.tobytes(), layer._start_penalty.tobytes(),
            layer._end_penalty.tobytes(), layer.pad_value)
     if key not in _SHARED:
-        penalties = _WeightsView.__new__(_WeightsView)  # carries the layer's sizes and penalties, not its weights
-        penalties.num_tags, penalties.pad_value = layer.num_tags, layer.pad_value
-        penalties._trans_penalty, penalties._start_penalty, penalties._end_penalty = (
-            layer._trans_penalty, layer._start_penalty, layer._end_penalty)
+        shape = _WeightsView(layer, None, None, None)  # the layer's size and penalties, not the layer itself
 
         def fn(*args):
             *inputs, transitions, start, end = args
-            view = _WeightsView(penalties, transitions, start, end)
-            return body(view, *inputs)
+            return body(_WeightsView(shape, transitions, start, end), *inputs)
 
         _SHARED[key] = tf.function(fn, jit_compile=True, reduce_retracing=True)
     return _SHARED[key]

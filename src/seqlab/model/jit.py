@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import keras
 
+from seqlab.config import jit_setting
+
 PHASES = ("train", "decode")
 
 # scripts/bench_jit.py on the 2-core CPU machine, 2026-11-25 (docs/benchmarks.md, "XLA or a plain graph"):
@@ -38,12 +40,7 @@ def _tf_has_gpu() -> bool:
 
 def parse_setting(value) -> str | bool:
     """The config value (auto, true, false, or their strings) -> "auto", True or False; ValueError otherwise."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("auto", "true", "false"):
-        return {"true": True, "false": False}.get(text, "auto")
-    raise ValueError(f"expected auto, true or false, got {value!r}")
+    return jit_setting(value)
 
 
 def use_xla(setting, encoder: str, head: str, phase: str) -> bool:
