@@ -71,7 +71,7 @@ start() {
   local backend=${BACKEND_URI:-}
   [ -n "$backend" ] || backend=$(start_postgres)
   [[ "$artifacts" == *://* ]] || mkdir -p "$artifacts"
-  nohup python -m mlflow server --backend-store-uri "$backend" --serve-artifacts \
+  MLFLOW_DISABLE_TELEMETRY=${MLFLOW_DISABLE_TELEMETRY:-true} nohup python -m mlflow server --backend-store-uri "$backend" --serve-artifacts \
     --artifacts-destination "$artifacts" --host "$host" --port "$port" --workers "$workers" \
     >"$dir/mlflow.log" 2>&1 &
   echo $! >"$dir/mlflow.pid"
@@ -90,7 +90,14 @@ start() {
 
 stop() {
   if [ -f "$dir/mlflow.pid" ]; then
-    kill "$(cat "$dir/mlflow.pid")" 2>/dev/null || true
+    local pid
+    pid=$(cat "$dir/mlflow.pid")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 60); do  # its workers finish their requests; then the port is free again
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.5
+    done
+    kill -9 "$pid" 2>/dev/null || true
     rm -f "$dir/mlflow.pid"
   fi
   if [ -f "$dir/pgdata/PG_VERSION" ]; then

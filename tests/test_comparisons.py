@@ -194,3 +194,23 @@ def test_compare_of_an_experiment_logs_a_comparison_run(tmp_path):
                   if "seqlab.comparison" in r.data.tags]
     assert len(comparison) == 1 and comparison[0].info.status == "FINISHED"
     assert {"leaderboard.csv", "leaderboard.md", "leaderboard.png"} <= {a.path for a in client.list_artifacts(comparison[0].info.run_id)}
+
+
+def test_a_job_on_a_machine_without_the_sweep_folder_finds_its_parent_in_the_tracking_store(tmp_path, monkeypatch):
+    """Hydra's Ray launcher on a cluster: the job's machine lacks <sweep dir>/mlflow_sweep.json."""
+    from seqlab import sweep, tracking
+
+    uri = f"sqlite:///{tmp_path}/m.db"
+    experiment_id = tracking.use_experiment(uri, "seqlab")
+    client = MlflowClient(uri)
+    sweep_dir = tmp_path / "multirun" / "12-00-00"
+    client.create_run(experiment_id, tags={"seqlab.sweep": "parent", "seqlab.swept": "seed",
+                                           "hydra.sweep_dir": str(tmp_path / "multirun" / "11-00-00")})  # another sweep
+    parent = client.create_run(experiment_id, tags={"seqlab.sweep": "parent", "hydra.sweep_dir": str(sweep_dir),
+                                                    "seqlab.swept": "head,seed"})
+    monkeypatch.setattr(sweep, "sweep_file", lambda: sweep_dir / sweep.SWEEP_FILE)
+    found = sweep.join(uri)
+    assert found == sweep.Sweep(parent.info.run_id, str(sweep_dir), ("head", "seed"), uri)
+    assert sweep.current() == found  # written locally for the rest of the job
+    monkeypatch.setattr(sweep, "sweep_file", lambda: tmp_path / "elsewhere" / sweep.SWEEP_FILE)
+    assert sweep.join(uri) is None  # no such sweep in the store: the job runs on, not nested

@@ -330,3 +330,16 @@ def test_a_dataset_row_created_by_a_concurrent_run_is_linked_not_lost(tmp_path, 
     monkeypatch.setattr(mlflow, "log_input", lambda *a, **k: (_ for _ in ()).throw(MlflowException("boom")))
     with mlflow.start_run(experiment_id=experiment_id), pytest.raises(MlflowException, match="boom"):
         tracking.log_split("wnut16", "dev", "x", "cd" * 32)  # other errors are not retried
+
+
+def test_seqlab_turns_mlflow_telemetry_off_unless_the_user_chose():
+    """MLflow's telemetry thread races with the run's own requests when offline (KeyError on its session id)."""
+    probe = ("import seqlab, mlflow; from mlflow.telemetry.client import get_telemetry_client; "
+             "print(get_telemetry_client() is None)")
+    # a bare environment: MLflow itself turns telemetry off under pytest and CI (PYTEST_CURRENT_TEST, CI, ...)
+    env = {k: os.environ[k] for k in ("PATH", "HOME", "PYTHONPATH", "LANG") if k in os.environ}
+    off = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
+    assert off.stdout.strip() == "True", off.stderr[-2000:]
+    chosen = subprocess.run([sys.executable, "-c", "import os, seqlab; print(os.environ['MLFLOW_DISABLE_TELEMETRY'])"],
+                            env={**env, "MLFLOW_DISABLE_TELEMETRY": "false"}, capture_output=True, text=True, timeout=120)
+    assert chosen.stdout.strip() == "false"

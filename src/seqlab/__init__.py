@@ -19,9 +19,16 @@ from __future__ import annotations
 
 import importlib.abc
 import importlib.util
+import os
 import sys
 
 __version__ = "0.2.0"
+
+# MLflow's usage telemetry off, unless the user set it: its start-up thread, when it cannot reach its server
+# (offline, firewalled), removes an environment variable while a request of the run is reading the
+# environment, and that request fails with KeyError('_MLFLOW_TELEMETRY_SESSION_ID') (seen: 1 log_batch lost
+# in about 50 client processes of scripts/bench_scaling.py store-load).
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
 def register_keras_objects() -> None:

@@ -54,11 +54,13 @@ def run_job(cfg: DictConfig) -> float:
     from seqlab import interrupts
     from seqlab.store import check_store, describe_failure
     from seqlab.sweep import end_parent as end_sweep_parent
+    from seqlab.sweep import join as join_sweep
 
     interrupts.install()
     try:
         check_config(cfg)
         check_store(cfg.tracking.uri, cfg.tracking.artifact_location)
+        join_sweep(cfg.tracking.uri)  # a multirun job on a machine without the sweep folder finds its parent
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         from seqlab.quiet import import_backend
 

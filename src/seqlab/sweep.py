@@ -3,7 +3,9 @@
 `SweepCallback` (registered in conf/config.yaml under `hydra.callbacks`) opens
 the parent run when the multirun starts, before any job, and writes its id to
 `<sweep dir>/mlflow_sweep.json`, where every job reads it: jobs run in this
-process (basic launcher) or in others (joblib, Ray) alike. When the multirun
+process (basic launcher) or in others (joblib, Ray) alike. A job on another
+machine (Ray on a cluster) finds the parent in the tracking store instead, by
+its `hydra.sweep_dir` tag (`join`). When the multirun
 ends it prints and logs the table of its jobs and, with `compare.by=[...]`,
 the leaderboard (seqlab.leaderboard).
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -51,8 +54,8 @@ def override_key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
 
-def current() -> Sweep | None:
-    """The multirun this job belongs to, or None (a single run, or a config composed without Hydra)."""
+def sweep_file() -> Path | None:
+    """`<sweep dir>/mlflow_sweep.json` of this multirun job, or None (a single run, or composed without Hydra)."""
     try:
         from hydra.core.hydra_config import HydraConfig
         from hydra.types import RunMode
@@ -60,13 +63,50 @@ def current() -> Sweep | None:
         hydra_cfg = HydraConfig.get()
         if hydra_cfg.mode != RunMode.MULTIRUN:
             return None
-        path = Path(hydra_cfg.sweep.dir) / SWEEP_FILE
+        return Path(hydra_cfg.sweep.dir) / SWEEP_FILE
     except ValueError:
         return None
-    if not path.exists():
+
+
+def current() -> Sweep | None:
+    """The multirun this job belongs to, or None (a single run, or a config composed without Hydra)."""
+    path = sweep_file()
+    if path is None or not path.exists():
         return None
     info = json.loads(path.read_text())
     return Sweep(info["run_id"], info["name"], tuple(info["swept"]), info.get("uri", ""))
+
+
+def join(uri: str) -> Sweep | None:
+    """This job's multirun, also on a machine that does not share the sweep folder (Hydra's Ray launcher on
+    a cluster): there the parent run is found in the tracking store `uri` by its `hydra.sweep_dir` tag, and
+    the sweep file is written locally for the rest of the job."""
+    path = sweep_file()
+    if path is None or path.exists():
+        return current()
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    query = f"tags.`hydra.sweep_dir` = '{path.parent}' and tags.`seqlab.sweep` = 'parent'"
+    found = client.search_runs(experiments, query, order_by=["attributes.start_time DESC"], max_results=1)
+    if not found:
+        log.warning("no sweep file %s and no parent run with that sweep folder in %s: this job is not nested", path, uri)
+        return None
+    parent = found[0]
+    swept = [k for k in parent.data.tags.get("seqlab.swept", "").split(",") if k]
+    _write_sweep_file(path, parent.info.run_id, swept, uri)
+    log.info("sweep parent MLflow run %s (found in the tracking store: no shared sweep folder)", parent.info.run_id)
+    return current()
+
+
+def _write_sweep_file(path: Path, run_id: str, swept: list[str], uri: str) -> None:
+    """Written whole (jobs that start together may write it at once)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(f".{path.name}.{os.getpid()}")
+    part.write_text(json.dumps({"run_id": run_id, "name": str(path.parent), "swept": list(swept), "uri": uri,
+                                "started": time.time()}))
+    part.replace(path)
 
 
 def end_parent(status: str) -> None:
@@ -139,12 +179,10 @@ class SweepCallback(Callback):
         experiment_id = tracking.use_experiment(config.tracking.uri, config.tracking.experiment,
                                                 config.tracking.artifact_location)
         tags = {"sweep": str(sweep_dir), "seqlab.sweep": "parent", "hydra.overrides": " ".join(overrides)[:5000],
-                "hydra.sweep_dir": str(sweep_dir), **dict(config.tracking.get("tags") or {}), **tracking.process_tags()}
+                "hydra.sweep_dir": str(sweep_dir), "seqlab.swept": ",".join(swept)[:5000],
+                **dict(config.tracking.get("tags") or {}), **tracking.process_tags()}
         run = MlflowClient(config.tracking.uri).create_run(experiment_id, run_name=name[:250], tags=tags)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        (sweep_dir / SWEEP_FILE).write_text(json.dumps(
-            {"run_id": run.info.run_id, "name": str(sweep_dir), "swept": list(swept),
-             "uri": config.tracking.uri, "started": time.time()}))
+        _write_sweep_file(sweep_dir / SWEEP_FILE, run.info.run_id, list(swept), config.tracking.uri)
         log.info("sweep parent MLflow run %s (%s)", run.info.run_id, name)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:

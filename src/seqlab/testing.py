@@ -7,9 +7,16 @@ Importable (unlike conftest.py), so scripts and tests share them:
 
 from __future__ import annotations
 
+import contextlib
+import glob
+import os
+import shutil
 import socket
+import subprocess
+import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 from seqlab.compose import compose  # noqa: F401  (tests compose the real config)
@@ -45,6 +52,39 @@ def wait_http(url: str, timeout: float = 120, proc=None) -> None:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{url} did not answer within {timeout:.0f}s")
             time.sleep(0.5)
+
+
+def postgres_missing() -> str | None:
+    """Why scripts/tracking_server.sh cannot start PostgreSQL here, or None when it can."""
+    if not glob.glob("/usr/lib/postgresql/*/bin/initdb"):
+        return "PostgreSQL is not installed (Debian: apt-get install postgresql; .ci/run installs it)"
+    if os.geteuid() == 0 and shutil.which("runuser") is None:
+        return "running as root without runuser, which must start PostgreSQL as the postgres user"
+    try:
+        import psycopg2  # noqa: F401
+    except ImportError:
+        return "psycopg2 is not installed: pip install -e '.[server]'"
+    return None
+
+
+@contextlib.contextmanager
+def tracking_server() -> Iterator[tuple[str, Path]]:
+    """PostgreSQL + `mlflow server --serve-artifacts`, started by scripts/tracking_server.sh as a user starts
+    them, in a fresh folder on free loopback ports; yields (tracking URI, the server's folder)."""
+    # PostgreSQL runs as `postgres` when we are root: its folder must be reachable by that user
+    folder = Path(tempfile.mkdtemp(prefix="seqlab-server-"))
+    folder.chmod(0o755)
+    env = {**os.environ, "PORT": str(free_port()), "PG_PORT": str(free_port()), "WORKERS": "2"}
+    script = str(REPO / "scripts" / "tracking_server.sh")
+    started = subprocess.run([script, "start", str(folder)], env=env, capture_output=True, text=True, timeout=180)
+    try:
+        if started.returncode != 0:
+            logs = "".join(p.read_text()[-1500:] for p in folder.rglob("*.log"))
+            raise RuntimeError(f"tracking_server.sh start failed: {started.stderr[-1500:]}\n{logs}")
+        yield f"http://127.0.0.1:{env['PORT']}", folder
+    finally:
+        subprocess.run([script, "stop", str(folder)], env=env, capture_output=True, timeout=120)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def tiny_overrides(tmp_path: Path, *extra: str) -> list[str]:

@@ -1,8 +1,10 @@
 """How many CPU threads one job's backend may use, so that parallel jobs do not oversubscribe the cores.
 
 `trainer.threads` (set) wins. Otherwise, when Hydra's joblib launcher runs
-`hydra.launcher.n_jobs` jobs at once, each gets cores // n_jobs threads; a job
-run alone keeps its backend's default (all cores).
+`hydra.launcher.n_jobs` jobs at once, each gets cores // n_jobs threads; under
+Hydra's Ray launcher each job gets the CPUs Ray reserved for it
+(`hydra.launcher.ray.remote.num_cpus`, default 1); a job run alone keeps its
+backend's default (all cores).
 """
 
 from __future__ import annotations
@@ -22,27 +24,55 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-def parallel_jobs() -> int:
-    """How many jobs Hydra's launcher runs at once: joblib's n_jobs (negative: cores + 1 + n_jobs), else 1."""
+def _launcher():
     try:
         from hydra.core.hydra_config import HydraConfig
 
-        launcher = HydraConfig.get().launcher
+        return HydraConfig.get().launcher
     except ValueError:  # composed without @hydra.main
+        return None
+
+
+def parallel_jobs() -> int:
+    """How many jobs Hydra's launcher runs at once on this machine: joblib's n_jobs (negative: cores + 1 +
+    n_jobs), else 1."""
+    launcher = _launcher()
+    if launcher is None or "joblib" not in str(launcher.get("_target_", "")):
         return 1
-    n_jobs = launcher.get("n_jobs") if "joblib" in str(launcher.get("_target_", "")) else None
+    n_jobs = launcher.get("n_jobs")
     if n_jobs is None:
         return 1
     n_jobs = int(n_jobs)
     return max(1, n_jobs if n_jobs > 0 else cores() + 1 + n_jobs)
 
 
+def ray_cpus() -> int | None:
+    """The CPUs Ray reserves for each job under Hydra's Ray launcher (`hydra.launcher.ray.remote.num_cpus`,
+    Ray's default 1), or None under another launcher."""
+    launcher = _launcher()
+    if launcher is None or "ray_launcher" not in str(launcher.get("_target_", "")):
+        return None
+    remote = launcher.get("ray", {}).get("remote") or {}
+    return max(1, int(remote.get("num_cpus") or 1))
+
+
 def threads_for(setting: int | None) -> int | None:
-    """trainer.threads, or cores // parallel jobs when jobs run in parallel, or None (the backend's default)."""
+    """trainer.threads; or the CPUs Ray reserved for the job; or cores // parallel jobs when joblib runs jobs in
+    parallel; or None (the backend's default: all cores)."""
     if setting:
         return int(setting)
+    if ray_cpus() is not None:
+        return ray_cpus()
     jobs = parallel_jobs()
     return max(1, cores() // jobs) if jobs > 1 else None
+
+
+def _why(setting: int | None) -> str:
+    if setting:
+        return "trainer.threads"
+    if ray_cpus() is not None:
+        return "hydra.launcher.ray.remote.num_cpus"
+    return f"{cores()} cores / {parallel_jobs()} parallel jobs"
 
 
 def apply(setting: int | None) -> int | None:
@@ -69,7 +99,6 @@ def apply(setting: int | None) -> int | None:
     else:  # JAX reads XLA_FLAGS at import; its CPU client has no thread setting later
         log.info("trainer.threads=%s is not applied on %s", threads, backend)
         return None
-    log.info("%d CPU thread(s) for this job (%s)", threads,
-             "trainer.threads" if setting else f"{cores()} cores / {parallel_jobs()} parallel jobs")
+    log.info("%d CPU thread(s) for this job (%s)", threads, _why(setting))
     applied = threads
     return threads

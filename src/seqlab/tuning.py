@@ -10,8 +10,12 @@ parent run.
 
 Distributed: with KERASTUNER_TUNER_ID=chief (plus KERASTUNER_ORACLE_IP/PORT) this
 process serves the oracle, creates the parent run and, when all trials are done,
-evaluates the best one; workers (KERASTUNER_TUNER_ID=tuner0, ...) run trials and
-attach them to the parent run whose id the chief writes into the tuner directory.
+evaluates the best one; workers (KERASTUNER_TUNER_ID=tuner0, ...) run trials.
+Nothing goes through a shared disk: each process has its own tuner directory.
+A worker finds the parent run in MLflow by its tags (the search's project and
+the oracle's address, `seqlab.oracle`), and logs each trial's best checkpoint
+as an artifact of the trial's run (`tuner_checkpoint/`), from which the chief
+(best trial) and other workers (Hyperband's continued trials) fetch it.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import shutil
 import time
 import warnings
 from pathlib import Path
@@ -35,7 +40,8 @@ from seqlab.pipeline import Built, Data, build, evaluate_and_log, fit_model, log
 from seqlab.search_space import Dimension, left_out, parse_space, probes, trial_overrides
 
 log = logging.getLogger("seqlab")
-PARENT_FILE = "mlflow_parent_run_id"
+PARENT_FILE = "mlflow_parent_run_id"  # the chief's own record, for tuner.resume=true
+CHECKPOINT_ARTIFACTS = "tuner_checkpoint"  # a distributed trial's best weights, for the chief and other workers
 
 
 class TaggerHyperModel(kt.HyperModel):
@@ -107,10 +113,13 @@ class MLflowTrials:
 
     parent_run_id: str = ""
     experiment_id: str | None = None
+    distributed: bool = False  # checkpoints go through MLflow: no process reads another's tuner directory
 
     def run_trial(self, trial, *args, **kwargs):
         interrupts.check()
         hp = trial.hyperparameters
+        if self.distributed and "tuner/trial_id" in hp.values:  # Hyperband continues a trial run elsewhere
+            self.fetch_checkpoint(hp.values["tuner/trial_id"])
         try:
             trial_cfg = self.hypermodel.trial_config(hp)
         except ConfigError as e:
@@ -133,10 +142,42 @@ class MLflowTrials:
                 mlflow.log_params(params)
                 result = super().run_trial(trial, *args, **kwargs)
                 mlflow.log_metrics({"trial_seconds": time.perf_counter() - started, **memory_mb()})
+                if self.distributed:
+                    self._log_checkpoint(trial.trial_id)
         except Exception as e:
             log.warning("trial %s failed: %s: %s", trial.trial_id, type(e).__name__, e)
             raise
         return result
+
+    def _checkpoint_files(self, trial_id: str) -> list[Path]:
+        return [Path(self._get_checkpoint_fname(trial_id)), Path(self._get_build_config_fname(trial_id))]
+
+    def _log_checkpoint(self, trial_id: str) -> None:
+        """Log the trial's best checkpoint (weights, build config) on its active MLflow run."""
+        for path in self._checkpoint_files(trial_id):
+            if path.exists():
+                mlflow.log_artifact(str(path), CHECKPOINT_ARTIFACTS)
+
+    def fetch_checkpoint(self, trial_id: str) -> None:
+        """Make trial `trial_id`'s checkpoint present in this process' own tuner directory, from MLflow if needed."""
+        files = self._checkpoint_files(trial_id)
+        if files[0].exists():
+            return
+        client = mlflow.tracking.MlflowClient()
+        runs = client.search_runs([self.experiment_id], f"tags.mlflow.parentRunId = '{self.parent_run_id}' "
+                                  f"and tags.trial_id = '{trial_id}' and attributes.status = 'FINISHED'", max_results=1)
+        if not runs:
+            raise RuntimeError(f"trial {trial_id} has no FINISHED run under MLflow run {self.parent_run_id}")
+        files[0].parent.mkdir(parents=True, exist_ok=True)
+        logged = {Path(a.path).name for a in client.list_artifacts(runs[0].info.run_id, CHECKPOINT_ARTIFACTS)}
+        for f in files:
+            if f.name in logged:
+                got = mlflow.artifacts.download_artifacts(run_id=runs[0].info.run_id, dst_path=str(f.parent / "download"),
+                                                          artifact_path=f"{CHECKPOINT_ARTIFACTS}/{f.name}")
+                Path(got).replace(f)
+        shutil.rmtree(files[0].parent / "download", ignore_errors=True)
+        if not files[0].exists():
+            raise RuntimeError(f"trial {trial_id}'s run {runs[0].info.run_id} has no {CHECKPOINT_ARTIFACTS}/{files[0].name}")
 
     def _announce(self, trial) -> None:
         """`trial k/N (id i): values`; k is the trial's number in the whole search (resumed ones included)."""
@@ -244,13 +285,17 @@ def search(cfg: DictConfig, directory: str, overrides: list[str]) -> dict:
 
     if role and role != "chief":  # a worker: attach trials to the chief's parent run
         tuner = make_tuner(cfg, hypermodel, directory, worker=True)
-        tuner.parent_run_id, tuner.experiment_id = _wait_for(parent_file), experiment_id
+        tuner.oracle.get_space()  # waits until the chief serves the oracle; its parent run exists by then
+        tuner.parent_run_id = find_parent(experiment_id, cfg.tuner.project, oracle_address())
+        tuner.experiment_id, tuner.distributed = experiment_id, True
         log.info("worker %s: trials go under MLflow run %s", role, tuner.parent_run_id)
         tuner.search(epochs=cfg.tuner.epochs, verbose=0)
         return {}
 
     tags = {**run_tags(cfg, data.corpus), "tuner": cfg.tuner.name, "seqlab.search": cfg.tuner.project,
             **tracking.process_tags()}
+    if role == "chief":
+        tags["seqlab.oracle"] = oracle_address()  # how workers find this search's parent run
     resume_id = parent_file.read_text().strip() if cfg.tuner.resume and parent_file.exists() else None
     if resume_id:
         killed = tracking.end_orphaned_children(resume_id)
@@ -268,8 +313,9 @@ def search(cfg: DictConfig, directory: str, overrides: list[str]) -> dict:
             tracking.log_config(cfg, prefix="base.", artifact="base_config.yaml")  # the best trial's config comes last
         tuner = make_tuner(cfg, hypermodel, directory)  # a fresh search wipes the project directory first
         tuner.parent_run_id, tuner.experiment_id = parent.info.run_id, parent.info.experiment_id
+        tuner.distributed = role == "chief"
         parent_file.parent.mkdir(parents=True, exist_ok=True)
-        parent_file.write_text(parent.info.run_id)  # for workers, and for tuner.resume=true
+        parent_file.write_text(parent.info.run_id)  # for tuner.resume=true
         log.info("search %s: up to %s trials, objective %s; parent MLflow run %s; tuner files in %s",
                  cfg.tuner.name, planned_trials(tuner.oracle, cfg.tuner), hypermodel.monitor, parent.info.run_id, directory)
         tuner.search(epochs=cfg.tuner.epochs, verbose=0)
@@ -292,6 +338,8 @@ def _log_best(cfg: DictConfig, tuner, hypermodel: TaggerHyperModel) -> dict:
     best = tuner.oracle.get_best_trials(1)[0]
     values = hypermodel.values(best.hyperparameters)
     best_cfg = hypermodel.config_for(values)
+    if tuner.distributed:  # a worker trained it: its checkpoint comes from the trial's MLflow run
+        tuner.fetch_checkpoint(best.trial_id)
     with warnings.catch_warnings():  # the checkpoint's optimizer state is not needed for evaluation
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
         model = tuner.load_model(best)  # rebuilds with the trial's config and loads its best epoch
@@ -324,11 +372,22 @@ def _log_trial_curves(parent_run_id: str, experiment_id: str, monitor: str, best
     mlflow.log_figure(plot_trial_curves(curves, monitor, best), "dev_curves.png")
 
 
-def _wait_for(path: Path, timeout: float = 300.0) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and path.read_text().strip():
-            return path.read_text().strip()
-        time.sleep(0.5)
-    raise RuntimeError(f"no parent run id in {path} after {timeout:.0f}s: start the chief first, with the same tuner.directory")
+def oracle_address() -> str:
+    """The chief oracle's `ip:port`, from KERASTUNER_ORACLE_IP and KERASTUNER_ORACLE_PORT."""
+    return f"{os.environ.get('KERASTUNER_ORACLE_IP', '')}:{os.environ.get('KERASTUNER_ORACLE_PORT', '')}"
 
+
+def find_parent(experiment_id: str, project: str, oracle: str, timeout: float = 120.0) -> str:
+    """The RUNNING parent run of the search `project` whose chief serves `oracle`: the newest, if a killed
+    chief left an older one RUNNING (the chief creates its run before it serves the oracle)."""
+    client = mlflow.tracking.MlflowClient()
+    query = f"tags.`seqlab.search` = '{project}' and tags.`seqlab.oracle` = '{oracle}' and attributes.status = 'RUNNING'"
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = client.search_runs([experiment_id], query, order_by=["attributes.start_time DESC"], max_results=1)
+        if runs:
+            return runs[0].info.run_id
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no RUNNING search {project!r} with oracle {oracle} in MLflow after {timeout:.0f}s: "
+                               "give the workers the chief's tracking.uri, tracking.experiment and tuner.project")
+        time.sleep(1.0)

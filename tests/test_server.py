@@ -1,0 +1,202 @@
+"""Scale-out against a real tracking server: PostgreSQL 15 + `mlflow server --serve-artifacts`, started by
+scripts/tracking_server.sh. Clients get only `tracking.uri=http://...`: they run in empty folders, share no
+disk with the server or each other, and the tests count what landed (runs, metrics, artifacts).
+
+All of them share one server and one pytest-xdist worker (`xdist_group`); they skip, saying why, only where
+PostgreSQL cannot run (the `postgres_tracking` fixture in conftest.py).
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from seqlab.testing import REPO, free_port
+from seqlab.threads import cores
+
+pytestmark = pytest.mark.xdist_group("tracking_server")
+
+TINY = ["data.limit=80", "words.dim=16", "words.char_filters=8", "tracking.system_metrics=false"]
+RUN_ARTIFACTS = {"config.yaml", "classification_report.txt", "transition_matrix.png", "f1_by_type.png",
+                 "model_summary.txt", "test_predictions.jsonl", "data_stats.json"}
+
+
+def client_env() -> dict:
+    """A client process' environment: the repository importable (`experiments`), no local store."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+
+
+def seqlab_run(folder: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
+    """`python -m experiments.run ARGS` started in its own empty folder, as on another machine."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen([sys.executable, "-m", "experiments.run", *args, f"hydra.run.dir={folder}/out"],
+                            cwd=folder, env=env or client_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def finish(procs: list[subprocess.Popen], timeout: float = 600) -> list[str]:
+    outputs = []
+    for p in procs:
+        out, err = p.communicate(timeout=timeout)
+        assert p.returncode == 0, err[-3000:]
+        outputs.append(out)
+    return outputs
+
+
+def runs_of(uri: str, experiment: str) -> list:
+    client = MlflowClient(uri)
+    return client.search_runs([client.get_experiment_by_name(experiment).experiment_id], max_results=1000)
+
+
+def assert_nothing_local(folders: list[Path]) -> None:
+    """The clients wrote no store and no artifacts of their own: all of it went to the server."""
+    for folder in folders:
+        assert not list(folder.rglob("mlflow.db")) and not list(folder.rglob("mlruns")), folder
+
+
+def test_four_runs_at_once_lose_nothing_and_the_model_loads_through_the_artifact_proxy(postgres_tracking, tmp_path):
+    uri, server_folder = postgres_tracking
+    experiment = f"concurrent-{uuid.uuid4().hex[:8]}"
+    folders = [tmp_path / f"client{i}" for i in range(4)]
+    procs = [seqlab_run(f, "+encoder=cnn", "trainer.epochs=2", f"seed={i}", f"tracking.uri={uri}",
+                        f"tracking.experiment={experiment}", *TINY) for i, f in enumerate(folders)]
+    finish(procs)
+
+    runs = runs_of(uri, experiment)
+    assert len(runs) == 4 and all(r.info.status == "FINISHED" for r in runs)
+    assert sorted(r.data.params["seed"] for r in runs) == ["0", "1", "2", "3"]
+    client = MlflowClient(uri)
+    for run in runs:
+        history = client.get_metric_history(run.info.run_id, "val_entity_f1")
+        assert [m.step for m in history] == [1, 2]  # every epoch of every run
+        assert {"test_entity_f1", "test_entity_precision", "test_entity_recall", "peak_rss_mb"} <= set(run.data.metrics)
+        assert RUN_ARTIFACTS <= {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert [i.dataset.name for i in run.inputs.dataset_inputs].count("wnut16-test") == 1
+        assert run.info.artifact_uri.startswith("mlflow-artifacts:")  # through the proxy, not a client path
+    # the metric rows in PostgreSQL: the same count for every run (nothing dropped under concurrency)
+    assert len({len(run.data.metrics) for run in runs}) == 1
+    stored = list((server_folder / "artifacts" / runs[0].info.experiment_id).rglob("tagger.keras"))
+    assert len(stored) == 4  # one model per run, in the server's artifact folder
+    assert_nothing_local(folders)
+
+    # The pyfunc model, downloaded through the server's artifact proxy into a fresh folder, tags raw tokens.
+    mlflow.set_tracking_uri(uri)
+    os.chdir(tmp_path)
+    model = mlflow.pyfunc.load_model(runs[0].data.tags["model_uri"], dst_path=str(tmp_path / "download"))
+    tags = model.predict([["@paul", "is", "in", "London", "tonight"], ["Paris"], []])
+    assert [len(t) for t in tags] == [5, 1, 0]
+    labels = set(model.unwrap_python_model().tagger.task.labels)
+    assert all(t in labels for seq in tags for t in seq)
+
+
+def test_a_parallel_joblib_multirun_lands_under_one_parent_on_the_server(postgres_tracking, tmp_path):
+    uri, _ = postgres_tracking
+    experiment = f"joblib-{uuid.uuid4().hex[:8]}"
+    folder = tmp_path / "client"
+    folder.mkdir()
+    args = [sys.executable, "-m", "experiments.run", "-m", "+encoder=cnn", "head=softmax,crf",
+            "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={folder}/sweep", "trainer.epochs=1",
+            f"tracking.uri={uri}", f"tracking.experiment={experiment}", "tracking.log_model=false", *TINY]
+    proc = subprocess.run(args, cwd=folder, env=client_env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = runs_of(uri, experiment)
+    parents = [r for r in runs if r.data.tags.get("seqlab.sweep") == "parent"]
+    jobs = [r for r in runs if r.data.tags.get("mlflow.parentRunId")]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert len(jobs) == 2 and all(r.info.status == "FINISHED" for r in jobs)
+    assert {r.data.tags["mlflow.parentRunId"] for r in jobs} == {parents[0].info.run_id}
+    assert sorted(r.data.tags["head"] for r in jobs) == ["crf", "softmax"]
+    pids = {r.data.tags["seqlab.pid"] for r in jobs}
+    assert len(pids) == 2 and parents[0].data.tags["seqlab.pid"] not in pids  # two worker processes did the jobs
+    assert {r.data.tags["seqlab.threads"] for r in jobs} == {str(max(1, cores() // 2))}  # the cores shared out
+    assert all("test_entity_f1" in r.data.metrics for r in jobs)
+    client = MlflowClient(uri)
+    assert "sweep_summary.md" in {a.path for a in client.list_artifacts(parents[0].info.run_id)}
+    assert "2 job(s)" in proc.stdout
+    assert_nothing_local([folder])
+
+
+def test_a_distributed_search_needs_no_shared_directory(postgres_tracking, tmp_path):
+    """A chief and two workers, each in its own folder with its own tuner.directory: the workers find the
+    parent run in MLflow, and the chief evaluates the best trial from the checkpoint its worker logged."""
+    uri, _ = postgres_tracking
+    experiment = f"search-{uuid.uuid4().hex[:8]}"
+    oracle_port = free_port()
+    common = ["+encoder=bilstm", "+tuner=random", "tuner_space@tuner.space=smoke", "tuner.max_trials=4",
+              "tuner.epochs=1", "tuner.patience=2", "data.limit=50", "words.dim=8", "words.char_filters=4",
+              f"tracking.uri={uri}", f"tracking.experiment={experiment}", "tracking.system_metrics=false"]
+    env = {**client_env(), "KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(oracle_port)}
+    folders = {role: tmp_path / role for role in ("chief", "tuner0", "tuner1")}
+    procs = []
+    for role, folder in folders.items():  # workers may start before the chief: they wait for its oracle
+        procs.append(seqlab_run(folder, *common, f"tuner.directory={folder}/tuner",
+                                env={**env, "KERASTUNER_TUNER_ID": role}))
+    outputs = finish(procs)
+
+    runs = runs_of(uri, experiment)
+    parents = [r for r in runs if "trial_id" not in r.data.tags]
+    trials = [r for r in runs if "trial_id" in r.data.tags]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    parent = parents[0]
+    assert parent.data.tags["seqlab.oracle"] == f"127.0.0.1:{oracle_port}"
+    assert "test_entity_f1" in parent.data.metrics and parent.data.tags["model_uri"]
+    ids = [t.data.tags["trial_id"] for t in trials]
+    assert sorted(ids) == sorted(set(ids)) and len(ids) == 4  # every trial exactly once
+    assert all(t.info.status == "FINISHED" for t in trials)
+    assert {t.data.tags["mlflow.parentRunId"] for t in trials} == {parent.info.run_id}
+    assert {t.data.tags["tuner_id"] for t in trials} <= {"tuner0", "tuner1"}
+    client = MlflowClient(uri)
+    for t in trials:  # each trial's best weights went to the server, for the chief
+        logged = {a.path for a in client.list_artifacts(t.info.run_id, "tuner_checkpoint")}
+        assert "tuner_checkpoint/checkpoint.weights.h5" in logged
+    best = parent.data.tags["best_trial_id"]
+    assert (folders["chief"] / "tuner" / "bilstm-random" / f"trial_{best}" / "checkpoint.weights.h5").exists()  # fetched
+    for role in ("tuner0", "tuner1"):  # no worker wrote into the chief's folder, nor read from another's
+        assert not (folders[role] / "tuner" / "bilstm-random" / "mlflow_parent_run_id").exists()
+    assert_nothing_local(list(folders.values()))
+    assert "trials completed" in outputs[0]
+
+
+def test_the_ray_launcher_sends_multirun_jobs_to_a_running_ray_cluster(postgres_tracking, tmp_path):
+    """`ray start --head` on loopback, as on a cluster's head node; the multirun joins it with
+    hydra/launcher=ray_cluster and its jobs report to the tracking server."""
+    uri, _ = postgres_tracking
+    experiment = f"ray-{uuid.uuid4().hex[:8]}"
+    ray_cli = [sys.executable, "-c", "from ray.scripts.scripts import main; main()"]
+    ray_dir = tempfile.mkdtemp(prefix="ray-")  # short: Ray's socket paths must fit in 107 characters
+    port = free_port()
+    started = subprocess.run([*ray_cli, "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
+                              "--disable-usage-stats", f"--temp-dir={ray_dir}", f"--ray-client-server-port={free_port()}"],
+                             capture_output=True, text=True, timeout=120)
+    try:
+        assert started.returncode == 0, started.stderr[-3000:]
+        folder = tmp_path / "client"
+        folder.mkdir()
+        args = [sys.executable, "-m", "experiments.run", "-m", "+encoder=cnn", "seed=1,2", "hydra/launcher=ray_cluster",
+                f"hydra.sweep.dir={folder}/sweep", "trainer.epochs=1", f"tracking.uri={uri}",
+                f"tracking.experiment={experiment}", "tracking.log_model=false", *TINY]
+        proc = subprocess.run(args, cwd=folder, env={**client_env(), "RAY_ADDRESS": f"127.0.0.1:{port}"},
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert "Connected to Ray cluster" in proc.stderr + proc.stdout  # joined the running cluster, started none
+    finally:
+        subprocess.run([*ray_cli, "stop", "--force"], capture_output=True, timeout=120)
+        shutil.rmtree(ray_dir, ignore_errors=True)
+    runs = runs_of(uri, experiment)
+    parents = [r for r in runs if r.data.tags.get("seqlab.sweep") == "parent"]
+    jobs = [r for r in runs if r.data.tags.get("mlflow.parentRunId")]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert len(jobs) == 2 and all(r.info.status == "FINISHED" for r in jobs)
+    assert {r.data.tags["mlflow.parentRunId"] for r in jobs} == {parents[0].info.run_id}
+    assert sorted(r.data.params["seed"] for r in jobs) == ["1", "2"]
+    assert all("test_entity_f1" in r.data.metrics for r in jobs)
+    assert parents[0].data.tags["seqlab.pid"] not in {r.data.tags["seqlab.pid"] for r in jobs}  # Ray's workers ran them
+    assert {r.data.tags["seqlab.threads"] for r in jobs} == {"1"}  # the CPU Ray reserved for each job
+    assert "2 job(s)" in proc.stdout
