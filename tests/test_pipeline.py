@@ -23,7 +23,8 @@ def run_and_fetch(cfg):
 @pytest.mark.parametrize("head", ["crf", "softmax"])
 def test_training_run_records_the_whole_mlflow_contract(tiny_cfg, head, tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "1")  # tiny runs last a few seconds
-    cfg = tiny_cfg("+encoder=bilstm", f"head={head}", "trainer.epochs=2", f"tracking.register_as=tagger-{head}")
+    cfg = tiny_cfg("+encoder=bilstm", f"head={head}", "trainer.epochs=2", f"tracking.register_as=tagger-{head}",
+                   "trainer.jit_compile=auto")  # the default path, XLA CRF included
     result, client, run = run_and_fetch(cfg)
     version = client.get_registered_model(f"tagger-{head}").latest_versions[0]
     assert version.run_id == run.info.run_id and version.source.startswith("models:/")
@@ -80,7 +81,7 @@ def test_pyfunc_matches_in_process_decoding(tiny_cfg):
     from seqlab.data import load_corpus
     from seqlab.pipeline import train
 
-    cfg = tiny_cfg("+encoder=cnn", "head=crf")
+    cfg = tiny_cfg("+encoder=cnn", "head=crf", "trainer.jit_compile=auto")
     result = train(cfg)
     corpus = load_corpus(cfg.data)
     tokens = [list(s.tokens) for s in corpus.test[:40]]
