@@ -173,6 +173,7 @@ def test_the_ray_launcher_sends_multirun_jobs_to_a_running_ray_cluster(postgres_
     ray_dir = tempfile.mkdtemp(prefix="ray-")  # short: Ray's socket paths must fit in 107 characters
     port = free_port()
     started = subprocess.run([*ray_cli, "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
+                              "--object-store-memory=100000000",  # small: CI containers have a small /dev/shm
                               "--disable-usage-stats", f"--temp-dir={ray_dir}", f"--ray-client-server-port={free_port()}"],
                              capture_output=True, text=True, timeout=120)
     try:
