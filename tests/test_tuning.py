@@ -194,25 +194,25 @@ def finished_trials(db):
 
 def test_search_stopped_by_sigterm_resumes_without_repeating_finished_trials(tmp_path):
     args = [sys.executable, "-m", "experiments.run", "+encoder=bilstm", "+tuner=random", *tiny_overrides(tmp_path, *TINY),
-            *SMALL_SPACE, f"tuner.directory={tmp_path}/tuner", "tuner.max_trials=4", "tracking.log_model=false"]
+            *SMALL_SPACE, f"tuner.directory={tmp_path}/tuner", "tuner.max_trials=3", "tracking.log_model=false"]
     # A shell starts background jobs with SIGINT ignored, and children inherit that: undo it for this child.
     proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 300
-    while len(finished_trials(tmp_path / "mlflow.db")) < 2 and time.monotonic() < deadline and proc.poll() is None:
+    while len(finished_trials(tmp_path / "mlflow.db")) < 1 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.5)
     seen = len(finished_trials(tmp_path / "mlflow.db"))
     proc.send_signal(signal.SIGTERM)  # what timeout, docker stop, Kubernetes and Slurm send; Ctrl-C does the same
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 143 and "interrupted (SIGTERM)" in err, (seen, proc.returncode, err[-2000:])
     first = {r.data.tags["trial_id"] for r in finished_trials(tmp_path / "mlflow.db")}
-    assert 2 <= len(first) < 4
+    assert 1 <= len(first) < 3
 
     resumed = subprocess.run([*args, "tuner.resume=true"], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     done = finished_trials(tmp_path / "mlflow.db")
     ids = [r.data.tags["trial_id"] for r in done]
-    assert sorted(set(ids)) == ["0", "1", "2", "3"] and len(ids) == 4  # each trial finished exactly once
+    assert sorted(set(ids)) == ["0", "1", "2"] and len(ids) == 3  # each trial finished exactly once
     parents = {r.data.tags["mlflow.parentRunId"] for r in done}
     assert len(parents) == 1  # the resumed search continues the same parent run
     parent = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_run(parents.pop())
