@@ -68,6 +68,7 @@ def stop(proc) -> None:
 
 # ------------------------------------------------------------------------------------------------ run-profile
 def run_profile(args) -> None:
+    import mlflow.store.artifact.http_artifact_repo as artifact_repo
     import mlflow.utils.rest_utils as rest
 
     folder = Path(tempfile.mkdtemp(prefix="seqlab-profile-"))
@@ -76,10 +77,13 @@ def run_profile(args) -> None:
     real = rest.http_request
 
     def counted(host_creds, endpoint, method, *a, **k):
-        calls[f"{method} {endpoint.split('/api/2.0/mlflow/')[-1].split('/api/3.0/mlflow/')[-1]}"] += 1
+        if not endpoint.startswith("/api/"):  # a file uploaded through the artifact proxy
+            calls[f"{method} <artifact file> (through the proxy)"] += 1
+        else:
+            calls[f"{method} {endpoint.split('/api/2.0/mlflow/')[-1].split('/api/3.0/mlflow/')[-1]}"] += 1
         return real(host_creds, endpoint, method, *a, **k)
 
-    rest.http_request = counted
+    rest.http_request = artifact_repo.http_request = counted
     os.chdir(folder)
     overrides = ["+encoder=cnn", f"trainer.epochs={args.epochs}", "trainer.patience=100", f"tracking.uri={uri}",
                  "tracking.system_metrics=false", f"hydra.run.dir={folder}/out"]
@@ -91,7 +95,7 @@ def run_profile(args) -> None:
         if e.code not in (0, None):
             raise
     seconds = time.perf_counter() - started
-    rest.http_request = real
+    rest.http_request = artifact_repo.http_request = real
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(uri)

@@ -55,6 +55,19 @@ def runs_of(uri: str, experiment: str) -> list:
     return client.search_runs([client.get_experiment_by_name(experiment).experiment_id], max_results=1000)
 
 
+def sweep_of(uri: str, experiment: str, jobs: int) -> tuple:
+    """(parent, jobs) of the one multirun in `experiment`, checked: the parent and its `jobs` jobs FINISHED,
+    every job nested under it and scored."""
+    runs = runs_of(uri, experiment)
+    parents = [r for r in runs if r.data.tags.get("seqlab.sweep") == "parent"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId")]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert len(children) == jobs and all(r.info.status == "FINISHED" for r in children)
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
+    assert all("test_entity_f1" in r.data.metrics for r in children)
+    return parents[0], children
+
+
 def assert_nothing_local(folders: list[Path]) -> None:
     """The clients wrote no store and no artifacts of their own: all of it went to the server."""
     for folder in folders:
@@ -106,19 +119,12 @@ def test_a_parallel_joblib_multirun_lands_under_one_parent_on_the_server(postgre
             f"tracking.uri={uri}", f"tracking.experiment={experiment}", "tracking.log_model=false", *TINY]
     proc = subprocess.run(args, cwd=folder, env=client_env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    runs = runs_of(uri, experiment)
-    parents = [r for r in runs if r.data.tags.get("seqlab.sweep") == "parent"]
-    jobs = [r for r in runs if r.data.tags.get("mlflow.parentRunId")]
-    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
-    assert len(jobs) == 2 and all(r.info.status == "FINISHED" for r in jobs)
-    assert {r.data.tags["mlflow.parentRunId"] for r in jobs} == {parents[0].info.run_id}
+    parent, jobs = sweep_of(uri, experiment, jobs=2)
     assert sorted(r.data.tags["head"] for r in jobs) == ["crf", "softmax"]
     pids = {r.data.tags["seqlab.pid"] for r in jobs}
-    assert len(pids) == 2 and parents[0].data.tags["seqlab.pid"] not in pids  # two worker processes did the jobs
+    assert len(pids) == 2 and parent.data.tags["seqlab.pid"] not in pids  # two worker processes did the jobs
     assert {r.data.tags["seqlab.threads"] for r in jobs} == {str(max(1, cores() // 2))}  # the cores shared out
-    assert all("test_entity_f1" in r.data.metrics for r in jobs)
-    client = MlflowClient(uri)
-    assert "sweep_summary.md" in {a.path for a in client.list_artifacts(parents[0].info.run_id)}
+    assert "sweep_summary.md" in {a.path for a in MlflowClient(uri).list_artifacts(parent.info.run_id)}
     assert "2 job(s)" in proc.stdout
     assert_nothing_local([folder])
 
@@ -190,14 +196,8 @@ def test_the_ray_launcher_sends_multirun_jobs_to_a_running_ray_cluster(postgres_
     finally:
         subprocess.run([*ray_cli, "stop", "--force"], capture_output=True, timeout=120)
         shutil.rmtree(ray_dir, ignore_errors=True)
-    runs = runs_of(uri, experiment)
-    parents = [r for r in runs if r.data.tags.get("seqlab.sweep") == "parent"]
-    jobs = [r for r in runs if r.data.tags.get("mlflow.parentRunId")]
-    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
-    assert len(jobs) == 2 and all(r.info.status == "FINISHED" for r in jobs)
-    assert {r.data.tags["mlflow.parentRunId"] for r in jobs} == {parents[0].info.run_id}
+    parent, jobs = sweep_of(uri, experiment, jobs=2)
     assert sorted(r.data.params["seed"] for r in jobs) == ["1", "2"]
-    assert all("test_entity_f1" in r.data.metrics for r in jobs)
-    assert parents[0].data.tags["seqlab.pid"] not in {r.data.tags["seqlab.pid"] for r in jobs}  # Ray's workers ran them
+    assert parent.data.tags["seqlab.pid"] not in {r.data.tags["seqlab.pid"] for r in jobs}  # Ray's workers ran them
     assert {r.data.tags["seqlab.threads"] for r in jobs} == {"1"}  # the CPU Ray reserved for each job
     assert "2 job(s)" in proc.stdout
