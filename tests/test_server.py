@@ -74,7 +74,8 @@ def assert_nothing_local(folders: list[Path]) -> None:
         assert not list(folder.rglob("mlflow.db")) and not list(folder.rglob("mlruns")), folder
 
 
-def test_four_runs_at_once_lose_nothing_and_the_model_loads_through_the_artifact_proxy(postgres_tracking, tmp_path):
+def test_four_runs_at_once_lose_nothing_and_the_model_loads_through_the_artifact_proxy(postgres_tracking, tmp_path,
+                                                                                         monkeypatch):
     uri, server_folder = postgres_tracking
     experiment = f"concurrent-{uuid.uuid4().hex[:8]}"
     folders = [tmp_path / f"client{i}" for i in range(4)]
@@ -100,9 +101,13 @@ def test_four_runs_at_once_lose_nothing_and_the_model_loads_through_the_artifact
     assert_nothing_local(folders)
 
     # The pyfunc model, downloaded through the server's artifact proxy into a fresh folder, tags raw tokens.
+    monkeypatch.chdir(tmp_path)  # a fresh folder, as on another machine
+    before = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(uri)
-    os.chdir(tmp_path)
-    model = mlflow.pyfunc.load_model(runs[0].data.tags["model_uri"], dst_path=str(tmp_path / "download"))
+    try:
+        model = mlflow.pyfunc.load_model(runs[0].data.tags["model_uri"], dst_path=str(tmp_path / "download"))
+    finally:
+        mlflow.set_tracking_uri(before)  # later tests in this worker must not talk to this server
     tags = model.predict([["@paul", "is", "in", "London", "tonight"], ["Paris"], []])
     assert [len(t) for t in tags] == [5, 1, 0]
     labels = set(model.unwrap_python_model().tagger.task.labels)
