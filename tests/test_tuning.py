@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import mlflow
 import pytest
@@ -264,3 +265,39 @@ def test_a_search_over_encoders_and_heads_runs_trials_of_every_kind(tmp_path):
             assert "encoder.units" not in params and "encoder.recurrent_dropout" not in params
             assert int(params["encoder.filters"]) == 300  # idcnn's own default (bilstm has no filters)
     assert len(trials) == 2 * 2  # every encoder x every head, once
+
+
+def test_a_distributed_trial_checkpoint_comes_from_its_mlflow_run_not_a_stale_file(tmp_path):
+    """A worker's own tuner directory may hold a file of an earlier search with the same trial id: the
+    checkpoint of this search's trial is the one logged on its MLflow run."""
+    from seqlab import tracking
+    from seqlab.tuning import CHECKPOINT_ARTIFACTS, MLflowTrials
+
+    class Worker(MLflowTrials):
+        def _get_checkpoint_fname(self, trial_id):
+            return str(tmp_path / "tuner" / f"trial_{trial_id}" / "checkpoint.weights.h5")
+
+        def _get_build_config_fname(self, trial_id):
+            return str(tmp_path / "tuner" / f"trial_{trial_id}" / "build_config.json")
+
+    experiment_id = tracking.use_experiment(f"sqlite:///{tmp_path}/m.db", "seqlab")
+    logged = tmp_path / "logged" / "checkpoint.weights.h5"
+    logged.parent.mkdir()
+    logged.write_bytes(b"this search's weights")
+    with mlflow.start_run(experiment_id=experiment_id) as parent:
+        with mlflow.start_run(nested=True, tags={"trial_id": "0003"}):
+            mlflow.log_artifact(str(logged), CHECKPOINT_ARTIFACTS)
+    worker = Worker()
+    worker.parent_run_id, worker.experiment_id, worker.distributed = parent.info.run_id, experiment_id, True
+    stale = Path(worker._get_checkpoint_fname("0003"))
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"an earlier search's weights")
+    worker.fetch_checkpoint("0003")
+    assert stale.read_bytes() == b"this search's weights"
+    assert not (stale.parent / "download").exists()
+    worker.trained_here.add("0003")  # what this process trained itself stays as it is
+    stale.write_bytes(b"trained here")
+    worker.fetch_checkpoint("0003")
+    assert stale.read_bytes() == b"trained here"
+    with pytest.raises(RuntimeError, match="trial 0009 has no FINISHED run"):
+        worker.fetch_checkpoint("0009")

@@ -144,6 +144,7 @@ class MLflowTrials:
                 mlflow.log_metrics({"trial_seconds": time.perf_counter() - started, **memory_mb()})
                 if self.distributed:
                     self._log_checkpoint(trial.trial_id)
+                    self.trained_here.add(trial.trial_id)
         except Exception as e:
             log.warning("trial %s failed: %s: %s", trial.trial_id, type(e).__name__, e)
             raise
@@ -158,10 +159,18 @@ class MLflowTrials:
             if path.exists():
                 mlflow.log_artifact(str(path), CHECKPOINT_ARTIFACTS)
 
+    @property
+    def trained_here(self) -> set[str]:
+        """The trials this process trained in this search (their checkpoints on disk are this search's)."""
+        if not hasattr(self, "_trained_here"):
+            self._trained_here: set[str] = set()
+        return self._trained_here
+
     def fetch_checkpoint(self, trial_id: str) -> None:
-        """Make trial `trial_id`'s checkpoint present in this process' own tuner directory, from MLflow if needed."""
+        """Put trial `trial_id`'s checkpoint into this process' own tuner directory, from its MLflow run, unless
+        this process trained it (a file left there by an earlier search with the same trial ids is replaced)."""
         files = self._checkpoint_files(trial_id)
-        if files[0].exists():
+        if trial_id in self.trained_here and files[0].exists():
             return
         client = mlflow.tracking.MlflowClient()
         runs = client.search_runs([self.experiment_id], f"tags.mlflow.parentRunId = '{self.parent_run_id}' "
@@ -171,6 +180,7 @@ class MLflowTrials:
         files[0].parent.mkdir(parents=True, exist_ok=True)
         logged = {Path(a.path).name for a in client.list_artifacts(runs[0].info.run_id, CHECKPOINT_ARTIFACTS)}
         for f in files:
+            f.unlink(missing_ok=True)
             if f.name in logged:
                 got = mlflow.artifacts.download_artifacts(run_id=runs[0].info.run_id, dst_path=str(f.parent / "download"),
                                                           artifact_path=f"{CHECKPOINT_ARTIFACTS}/{f.name}")
