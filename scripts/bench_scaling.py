@@ -117,6 +117,11 @@ def run_profile(args) -> None:
 PARAMS, TAGS, FINAL_METRICS = 60, 20, 30
 
 
+def calls_per_run(epochs: int) -> int:
+    """What `one_client` sends per run: create, params + tags, one batch per epoch, test metrics, FINISHED."""
+    return 1 + 1 + epochs + 1 + 1
+
+
 def one_client(uri: str, experiment_id: str, runs: int, epochs: int, deadline: float, out) -> None:
     """Create up to `runs` seqlab-shaped runs until `deadline`; put (latencies, errors, first start, last end)
     on `out` (wall-clock times, so that the clients' start-up is not counted)."""
@@ -168,9 +173,8 @@ def load(uri: str, clients: int, runs: int, epochs: int, seconds: float) -> dict
     from mlflow.tracking import MlflowClient
 
     stored = MlflowClient(uri).search_runs([experiment_id], "attributes.status = 'FINISHED'", max_results=50000)
-    calls_per_run = 3 + epochs + 1
     return {"clients": clients, "runs": len(latencies), "stored": len(stored), "errors": errors, "wall": wall,
-            "runs_per_s": len(latencies) / wall, "calls_per_s": len(latencies) * calls_per_run / wall,
+            "runs_per_s": len(latencies) / wall, "calls_per_s": len(latencies) * calls_per_run(epochs) / wall,
             "median_s": statistics.median(latencies) if latencies else float("nan"),
             "p95_s": latencies[int(0.95 * (len(latencies) - 1))] if latencies else float("nan")}
 
@@ -200,7 +204,7 @@ def store_load(args) -> None:
         with tracking_server() as (uri, _):
             measure("mlflow server on PostgreSQL 15", uri)
     print(f"\nruns shaped like seqlab's: {PARAMS} params, {TAGS} tags, {args.epochs} epochs x 4 metrics, "
-          f"{FINAL_METRICS} final metrics; {3 + args.epochs + 1} REST calls per run; at most {args.runs} runs per "
+          f"{FINAL_METRICS} final metrics; {calls_per_run(args.epochs)} REST calls per run; at most {args.runs} runs per "
           f"client and {args.seconds:.0f} s per cell\n")
     print("| store | clients | runs | runs/s | REST calls/s | run latency median | p95 | errors | FINISHED in store |")
     print("|---|---|---|---|---|---|---|---|---|")

@@ -10,7 +10,7 @@ import tensorflow as tf
 from mlflow.tracking import MlflowClient
 
 from seqlab.compose import compose
-from seqlab.config import check_config
+from seqlab.config import check_config, jit_setting
 from seqlab.crf import CRF
 from seqlab.errors import ConfigError
 from seqlab.model import jit
@@ -40,7 +40,7 @@ def test_jit_compile_false_true_and_auto_resolve_per_encoder_head_and_phase(monk
     assert jit.use_xla("auto", "bilstm", "crf", "train")  # Keras' own choice where TensorFlow sees a GPU
     assert jit.xla_inside_graphs("auto") and jit.xla_inside_graphs(True) and not jit.xla_inside_graphs(False)
     with pytest.raises(ValueError):
-        jit.parse_setting("sometimes")
+        jit_setting("sometimes")
 
 
 def _random_batch(k, seed=0):

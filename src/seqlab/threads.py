@@ -56,29 +56,22 @@ def ray_cpus() -> int | None:
     return max(1, int(remote.get("num_cpus") or 1))
 
 
-def threads_for(setting: int | None) -> int | None:
-    """trainer.threads; or the CPUs Ray reserved for the job; or cores // parallel jobs when joblib runs jobs in
-    parallel; or None (the backend's default: all cores)."""
+def decide(setting: int | None) -> tuple[int | None, str]:
+    """(threads, why): trainer.threads; or the CPUs Ray reserved for the job; or cores // parallel jobs when
+    joblib runs jobs in parallel; or (None, ...) for the backend's default (all cores)."""
     if setting:
-        return int(setting)
-    if ray_cpus() is not None:
-        return ray_cpus()
+        return int(setting), "trainer.threads"
+    reserved = ray_cpus()
+    if reserved is not None:
+        return reserved, "hydra.launcher.ray.remote.num_cpus"
     jobs = parallel_jobs()
-    return max(1, cores() // jobs) if jobs > 1 else None
-
-
-def _why(setting: int | None) -> str:
-    if setting:
-        return "trainer.threads"
-    if ray_cpus() is not None:
-        return "hydra.launcher.ray.remote.num_cpus"
-    return f"{cores()} cores / {parallel_jobs()} parallel jobs"
+    return (max(1, cores() // jobs) if jobs > 1 else None), f"{cores()} cores / {jobs} parallel jobs"
 
 
 def apply(setting: int | None) -> int | None:
     """Limit the Keras backend's intra-op threads (call after importing it, before it runs anything)."""
     global applied
-    threads = threads_for(setting)
+    threads, why = decide(setting)
     if threads is None:
         return None
     from seqlab.quiet import backend_name
@@ -99,6 +92,6 @@ def apply(setting: int | None) -> int | None:
     else:  # JAX reads XLA_FLAGS at import; its CPU client has no thread setting later
         log.info("trainer.threads=%s is not applied on %s", threads, backend)
         return None
-    log.info("%d CPU thread(s) for this job (%s)", threads, _why(setting))
+    log.info("%d CPU thread(s) for this job (%s)", threads, why)
     applied = threads
     return threads

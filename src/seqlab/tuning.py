@@ -115,6 +115,10 @@ class MLflowTrials:
     experiment_id: str | None = None
     distributed: bool = False  # checkpoints go through MLflow: no process reads another's tuner directory
 
+    def __init__(self, *args, **kwargs):
+        self.trained_here: set[str] = set()  # trials this process trained: their checkpoints on disk are this search's
+        super().__init__(*args, **kwargs)
+
     def run_trial(self, trial, *args, **kwargs):
         interrupts.check()
         hp = trial.hyperparameters
@@ -158,13 +162,6 @@ class MLflowTrials:
         for path in self._checkpoint_files(trial_id):
             if path.exists():
                 mlflow.log_artifact(str(path), CHECKPOINT_ARTIFACTS)
-
-    @property
-    def trained_here(self) -> set[str]:
-        """The trials this process trained in this search (their checkpoints on disk are this search's)."""
-        if not hasattr(self, "_trained_here"):
-            self._trained_here: set[str] = set()
-        return self._trained_here
 
     def fetch_checkpoint(self, trial_id: str) -> None:
         """Put trial `trial_id`'s checkpoint into this process' own tuner directory, from its MLflow run, unless

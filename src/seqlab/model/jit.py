@@ -38,14 +38,9 @@ def _tf_has_gpu() -> bool:
     return bool(tf.config.list_physical_devices("GPU"))
 
 
-def parse_setting(value) -> str | bool:
-    """The config value (auto, true, false, or their strings) -> "auto", True or False; ValueError otherwise."""
-    return jit_setting(value)
-
-
 def use_xla(setting, encoder: str, head: str, phase: str) -> bool:
     """Whether `phase` ("train" or "decode") of an (encoder, head) tagger runs under XLA on this backend."""
-    setting = parse_setting(setting)
+    setting = jit_setting(setting)
     backend = keras.backend.backend()
     if backend == "jax":
         return True  # JAX has no uncompiled graph mode worth having
@@ -61,4 +56,4 @@ def use_xla(setting, encoder: str, head: str, phase: str) -> bool:
 def xla_inside_graphs(setting) -> bool:
     """Whether a head compiles its own loops with XLA inside a graph that is not (the CRF's recursions):
     on TensorFlow unless trainer.jit_compile=false."""
-    return keras.backend.backend() == "tensorflow" and parse_setting(setting) is not False
+    return keras.backend.backend() == "tensorflow" and jit_setting(setting) is not False

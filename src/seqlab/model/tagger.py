@@ -18,11 +18,12 @@ import keras
 import numpy as np
 from keras import ops
 
+from seqlab.config import jit_setting
 from seqlab.model.backend import compiled_decoder, predict_step
 from seqlab.model.encoders import build_encoder
 from seqlab.model.features import WordFeatures
 from seqlab.model.heads import build_head
-from seqlab.model.jit import parse_setting, use_xla, xla_inside_graphs
+from seqlab.model.jit import use_xla, xla_inside_graphs
 
 PAD_TAG = -1
 
@@ -48,7 +49,7 @@ class Tagger(keras.Model):
             task = keras.saving.deserialize_keras_object(task)
         self.task = task
         self.words_config, self.encoder_config, self.head_config, self.seed = dict(words), dict(encoder), dict(head), seed
-        self.jit_setting = parse_setting(jit_compile)
+        self.jit_setting = jit_setting(jit_compile)
         self.features = WordFeatures(task.num_words, task.num_chars, words, num_casings=task.num_casings, seed=seed,
                                      name="features")
         self.encoder = build_encoder(encoder)
