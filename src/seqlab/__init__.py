@@ -37,6 +37,22 @@ def register_keras_objects() -> None:
     import seqlab.task  # noqa: F401  the task saved inside a tagger
 
 
+_deferred = False  # Keras was first imported by seqlab.crf, which registers everything once it is complete
+
+
+def register_if_deferred() -> None:
+    """Called at the end of seqlab.crf's import: the registration Keras' import had to put off."""
+    global _deferred
+    if _deferred:
+        _deferred = False
+        register_keras_objects()
+
+
+def _initializing(name: str) -> bool:
+    module = sys.modules.get(name)
+    return module is not None and getattr(getattr(module, "__spec__", None), "_initializing", False)
+
+
 class _RegisterWhenKerasLoads(importlib.abc.MetaPathFinder):
     """Runs `register_keras_objects` right after the first `import keras` has finished."""
 
@@ -50,7 +66,11 @@ class _RegisterWhenKerasLoads(importlib.abc.MetaPathFinder):
         exec_module = spec.loader.exec_module
 
         def exec_then_register(module):
+            global _deferred
             exec_module(module)
+            if _initializing("seqlab.crf"):  # the heads import seqlab.crf's CRF, which does not exist yet
+                _deferred = True
+                return
             register_keras_objects()
 
         spec.loader.exec_module = exec_then_register
