@@ -30,22 +30,25 @@ from seqlab.crf.constraints import allowed_transitions
 FORBIDDEN = -1.0e4  # added to forbidden transitions: exp(FORBIDDEN) == 0 in float32
 
 
-def _scan(step, init, xs, reverse=False):
+def _scan(step, init, xs, reverse=False, collect=True):
     """Scan `step(carry, x) -> (carry, y)` over the leading (time) axis of `xs`.
 
     Returns (final carry, ys stacked on a new leading axis); `y` must have the
     structure, shapes and dtypes of `carry`. On TensorFlow this is a plain
     `tf.while_loop` (Keras' TF `scan` needs static shapes); elsewhere `ops.scan`.
+    `collect=False` (TensorFlow): only the final carry is wanted; ys is None and
+    the loop writes nothing per step (nor does its gradient keep those writes).
     """
     if keras.backend.backend() != "tensorflow":
-        return ops.scan(step, init, xs, reverse=reverse)
+        carry, ys = ops.scan(step, init, xs, reverse=reverse)
+        return carry, ys if collect else None
     import tensorflow as tf
 
     xs_flat = [tf.convert_to_tensor(x) for x in tf.nest.flatten(xs)]
     n = tf.shape(xs_flat[0])[0]
     xs_ta = [tf.TensorArray(x.dtype, size=n, element_shape=x.shape[1:]).unstack(x) for x in xs_flat]
     carry_flat = [tf.convert_to_tensor(c) for c in tf.nest.flatten(init)]
-    ys_ta = [tf.TensorArray(c.dtype, size=n, element_shape=c.shape) for c in carry_flat]
+    ys_ta = [tf.TensorArray(c.dtype, size=n, element_shape=c.shape) for c in carry_flat] if collect else []
 
     def body(i, carry, ys):
         t = n - 1 - i if reverse else i
@@ -57,7 +60,8 @@ def _scan(step, init, xs, reverse=False):
     _, carry_flat, ys_ta = tf.while_loop(
         lambda i, *_: i < n, body, (tf.constant(0), carry_flat, ys_ta), maximum_iterations=n  # XLA gradients need it
     )
-    return tf.nest.pack_sequence_as(init, carry_flat), tf.nest.pack_sequence_as(init, [ta.stack() for ta in ys_ta])
+    ys = tf.nest.pack_sequence_as(init, [ta.stack() for ta in ys_ta]) if collect else None
+    return tf.nest.pack_sequence_as(init, carry_flat), ys
 
 
 def _is_symbolic(x) -> bool:
@@ -336,7 +340,7 @@ class CRF(keras.layers.Layer):
         return self._log_partition(*self._prepare(emissions, mask))
 
     def _log_partition(self, emissions, mask):
-        alpha, _ = self._forward(emissions, mask)
+        alpha, _ = self._forward(emissions, mask, collect=False)
         _, _, end = self._scores()
         log_z = ops.logsumexp(alpha + end, axis=1)
         return ops.where(ops.any(mask, axis=1), log_z, 0.0)
@@ -370,8 +374,9 @@ class CRF(keras.layers.Layer):
     def _log_likelihood(self, emissions, mask, tags):
         return self._path_score(emissions, tags, mask) - self._log_partition(emissions, mask)
 
-    def _forward(self, emissions, mask):
-        """Forward variables. Returns (alpha at each row's last token [B, K], all alphas [T, B, K])."""
+    def _forward(self, emissions, mask, collect=True):
+        """Forward variables. Returns (alpha at each row's last token [B, K], all alphas [T, B, K]);
+        all alphas are None with `collect=False` (the loss needs only the last)."""
         trans, start, _ = self._scores()
         if keras.backend.backend() == "torch":
             from seqlab.crf import torch_loops
@@ -391,8 +396,8 @@ class CRF(keras.layers.Layer):
             alpha = ops.where(mask_t[:, None], nxt, alpha)
             return alpha, alpha
 
-        alpha, alphas = _scan(step, alpha0, xs)
-        return alpha, ops.concatenate([alpha0[None], alphas], axis=0)
+        alpha, alphas = _scan(step, alpha0, xs, collect=collect)
+        return alpha, ops.concatenate([alpha0[None], alphas], axis=0) if collect else None
 
     def marginals(self, emissions, mask=None):
         """Posterior p(y_t = k | x) by forward-backward. [B, T, K] -> [B, T, K]; 0 at padding."""
