@@ -23,6 +23,7 @@ from seqlab.testing import tiny_overrides
     ("head.reduction=avg", "head.reduction='avg' is invalid: expected mean or sum"),
     ("init=xavier", "init='xavier' is invalid: expected keras or pytorch"),
     ("optimizer.lr_decay=-1", "optimizer.lr_decay=-1"),
+    ("optimizer.ema=1.0", "optimizer.ema=1.0 is invalid: expected null or a float in (0, 1)"),
 ])
 def test_bad_speed_and_training_settings_name_the_key(override, expected):
     with pytest.raises(ConfigError, match=expected.replace("(", r"\(").replace(")", r"\)")):
@@ -119,11 +120,12 @@ def _history(client, run_id, key):
 
 def test_a_resumed_run_trains_the_epochs_the_uninterrupted_run_trains(tmp_path):
     """4 epochs in one go, and 2 epochs then trainer.resume=true to 4: the same dev scores, losses and
-    learning rates per epoch (lr_decay), the same test F1, and one MLflow run holding all 4 epochs."""
+    learning rates per epoch (lr_decay), the same test F1, and one MLflow run holding all 4 epochs.
+    With optimizer.ema the checkpoint must hold the trained weights and the average apart."""
     from seqlab.pipeline import train
 
     common = ["+encoder=bilstm", "data.limit=150", "trainer.patience=10", "optimizer.name=sgd", "optimizer.lr=0.05",
-              "optimizer.lr_decay=0.5", "tracking.log_model=false", "tracking.system_metrics=false"]
+              "optimizer.lr_decay=0.5", "optimizer.ema=0.9", "tracking.log_model=false", "tracking.system_metrics=false"]
     whole = train(compose(tiny_overrides(tmp_path / "whole", *common, "trainer.epochs=4")))
     ckpt = tmp_path / "ckpt"
     parts = tiny_overrides(tmp_path / "parts", *common, f"trainer.checkpoint={ckpt}")
@@ -165,3 +167,42 @@ def test_crfs_of_one_size_share_their_xla_functions_across_models():
         step(emissions, tags, mask)
         counts.append(len(layer._SHARED))
     assert counts[0] == counts[1] == counts[2] >= 2
+
+
+def _tiny_fit(ema, epochs=3):
+    """A tiny CNN-CRF trained with SGD; returns (per-epoch losses, per-epoch (scored, trained, average) weights, model)."""
+    from seqlab.data.corpus import Sentence
+    from seqlab.data.vocab import PAD, UNK, Vocabulary
+    from seqlab.model import build_tagger
+    from seqlab.task import TaggingTask
+    from seqlab.training import BucketedBatches, fit, make_optimizer
+
+    keras.utils.set_random_seed(0)
+    task = TaggingTask("ner", Vocabulary([PAD, UNK, "a", "b"], [PAD, UNK, "a", "b"], ["O", "B-X", "I-X"]), "iob2")
+    model = build_tagger(task, dict(dim=4, dropout=0.0, chars="none"), dict(name="cnn", layers=1, filters=4, kernel_size=3,
+                         dropout=0.0, residual=False), dict(name="crf", constrained=True), seed=7, jit_compile=False)
+    model.compile(optimizer=make_optimizer("sgd", 0.2, None, momentum=0.9, ema=ema))
+    batches = BucketedBatches([Sentence(("a", "b"), ("B-X", "I-X")), Sentence(("b", "a"), ("O", "O"))] * 4, task, 2, seed=0)
+    scores, seen, losses = iter([0.1, 0.9, 0.2]), [], []
+
+    def score_dev():
+        averages = model.optimizer._model_variables_moving_average if ema else []
+        seen.append(([np.array(v) for v in model.trainable_variables], [np.array(a) for a in averages]))
+        return next(scores)
+
+    fit(model, batches, epochs, score_dev, "val_entity_f1", patience=5,
+        on_epoch=lambda epoch, metrics: losses.append(metrics["loss"]),
+        callbacks=[keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: None)])
+    return losses, seen, model
+
+
+def test_optimizer_ema_scores_and_keeps_the_average_while_training_goes_on_from_the_trained_weights():
+    plain_losses, plain_seen, _ = _tiny_fit(None)
+    losses, seen, model = _tiny_fit(0.9)
+    np.testing.assert_allclose(losses, plain_losses, rtol=1e-6)  # the average never feeds back into training
+    for (scored, averages), (trained, _) in zip(seen, plain_seen):
+        for s, a in zip(scored, averages):
+            np.testing.assert_allclose(s, a, rtol=1e-6)  # dev scored the average ...
+        assert max(np.abs(s - t).max() for s, t in zip(scored, trained)) > 1e-3  # ... not the trained weights
+    for now, best in zip(model.trainable_variables, seen[1][0]):  # the best epoch (2) is the model kept
+        np.testing.assert_allclose(np.array(now), best, rtol=1e-6)

@@ -100,6 +100,7 @@ class OptimizerConfig:
     momentum: float = 0.0  # sgd only
     lr_decay: float = 0.0  # the lr of epoch e (from 0) is lr / (1 + lr_decay * e), as NCRF++ (Lample et al.) decay it
     weight_decay: Optional[float] = None  # L2 on every weight (NCRF++: 1e-8); null: none
+    ema: Optional[float] = None  # average the weights (per-step moving average, this momentum); dev, test and the model use the average
 
 
 @dataclass
@@ -259,6 +260,8 @@ def check_config(cfg: DictConfig, search: bool = True) -> None:
     _check(cfg.optimizer.get("lr_decay", 0.0) >= 0, "optimizer.lr_decay", cfg.optimizer.get("lr_decay"), "a float >= 0")
     wd = cfg.optimizer.get("weight_decay")
     _check(wd is None or wd >= 0, "optimizer.weight_decay", wd, "null or a float >= 0")
+    ema = cfg.optimizer.get("ema")
+    _check(ema is None or 0 < ema < 1, "optimizer.ema", ema, "null or a float in (0, 1), e.g. 0.999")
     _check(0 <= cfg.optimizer.momentum < 1, "optimizer.momentum", cfg.optimizer.momentum, "a float in [0, 1)")
     if cfg.get("tuner") is not None and search:
         t = cfg.tuner

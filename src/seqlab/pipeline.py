@@ -89,7 +89,7 @@ def build(cfg: DictConfig, data: Data) -> Built:
                          jit_compile=cfg.trainer.jit_compile)
     o = cfg.optimizer
     initialise(model, cfg.get("init", "keras"), cfg.seed)
-    optimizer = make_optimizer(o.name, o.lr, o.clipnorm, o.momentum, o.get("weight_decay"))
+    optimizer = make_optimizer(o.name, o.lr, o.clipnorm, o.momentum, o.get("weight_decay"), o.get("ema"))
     model.compile(optimizer=optimizer, jit_compile=model.uses_xla("train"))
     return Built(model, coverage)
 
@@ -127,11 +127,9 @@ def fit_model(cfg: DictConfig, data: Data, built: Built, epochs: int, patience: 
         extra.append(keras.callbacks.LambdaCallback(on_epoch_end=score_test))
     if cfg.trainer.get("max_minutes"):
         extra.append(TimeLimit(60 * cfg.trainer.max_minutes, seconds_before))
-    after = extra
-    if save_to is not None:
-        after = lambda stopper: [save_to.watching(stopper), *extra]  # noqa: E731
     return fit(model, batches, epochs, score_dev, task.monitor, patience, cfg.trainer.min_delta,
-               tracking.log_epoch, after, initial_epoch, cfg.trainer.get("progress"), before=schedule, resume=resume)
+               tracking.log_epoch, extra, initial_epoch, cfg.trainer.get("progress"), before=schedule, resume=resume,
+               checkpoint=save_to.watching if save_to is not None else None)
 
 
 def evaluate_and_log(cfg: DictConfig, data: Data, built: Built) -> tuple[Scores, str | None]:

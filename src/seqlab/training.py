@@ -1,10 +1,15 @@
 """Training: length-bucketed batches, the task's dev metric every epoch, Keras' early stopping on it.
 
 The callbacks, in order:
+    (schedule)     a learning-rate schedule (optimizer.lr_decay)
+    (average in)   with optimizer.ema: the weights' moving average replaces the weights for scoring
     DevScore       puts the dev metric into the epoch's logs (`val_entity_f1`, `val_accuracy`, ...)
     EarlyStopping  Keras' own: monitor=<that metric>, mode="max", restore_best_weights=True
     TerminateOnNaN Keras' own: stops at the first non-finite batch loss
     EpochReport    one line per epoch, and the epoch's metrics to MLflow
+    (callbacks)    the caller's: keras-tuner's, test scoring per epoch, the time limit
+    (average out)  the trained weights come back, and training goes on from them
+    (checkpoint)   trainer.checkpoint: what a resumed run needs
 """
 
 from __future__ import annotations
@@ -174,12 +179,56 @@ class Outcome:
 
 
 def make_optimizer(name: str, lr: float, clipnorm: float | None, momentum: float = 0.0,
-                   weight_decay: float | None = None) -> keras.optimizers.Optimizer:
+                   weight_decay: float | None = None, ema: float | None = None) -> keras.optimizers.Optimizer:
     """The `optimizer` config's choice (seqlab.choices.OPTIMIZERS) with its learning rate, clipping and
-    weight decay (w -= lr * weight_decay * w each step: for plain SGD the same as PyTorch's L2 `weight_decay`)."""
+    weight decay (w -= lr * weight_decay * w each step: for plain SGD the same as PyTorch's L2 `weight_decay`).
+    `ema`: also keep a moving average of the weights, a <- ema * a + (1 - ema) * w after every step
+    (Keras' `use_ema`; `WeightAverage` scores it)."""
     kind = choices.choose(choices.OPTIMIZERS, name, "optimizer.name").load()
     extra = {"momentum": momentum} if name == "sgd" else {}
+    if ema:
+        extra.update(use_ema=True, ema_momentum=ema)
     return kind(learning_rate=lr, clipnorm=clipnorm, weight_decay=weight_decay or None, **extra)
+
+
+class WeightAverage:
+    """Swaps the optimizer's moving average of the trainable weights (optimizer.ema) into the model and back.
+
+    Each epoch ends with the average in the model while the dev (and test) scores are taken, early stopping
+    keeps it as the best weights, and then the trained weights come back for the next epoch. At the end of
+    fit, Keras writes the last average into the model and early stopping restores the best epoch's average:
+    the model that is evaluated, saved and logged is always an average.
+    """
+
+    def __init__(self):
+        self.trained: list[np.ndarray] | None = None
+
+    def swap_in(self, model: keras.Model) -> None:
+        optimizer = model.optimizer  # Keras keeps the averages in the order of the variables it was built for
+        self.trained = [np.array(v) for v in optimizer._trainable_variables]
+        for variable, average in zip(optimizer._trainable_variables, optimizer._model_variables_moving_average):
+            variable.assign(average)
+
+    def swap_out(self, model: keras.Model) -> None:
+        if self.trained is not None:
+            for variable, value in zip(model.optimizer._trainable_variables, self.trained):
+                variable.assign(value)
+            self.trained = None
+
+    def callbacks(self) -> tuple[keras.callbacks.Callback, keras.callbacks.Callback]:
+        """(in, out): callbacks that swap the average in, and the trained weights back, at the end of an epoch."""
+        return _AtEpochEnd(self.swap_in), _AtEpochEnd(self.swap_out)
+
+
+class _AtEpochEnd(keras.callbacks.Callback):
+    """Calls `action(model)` at the end of every epoch."""
+
+    def __init__(self, action: Callable[[keras.Model], None]):
+        super().__init__()
+        self.action = action
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.action(self.model)
 
 
 def inverse_time_decay(lr: float, decay: float) -> keras.callbacks.LearningRateScheduler:
@@ -198,26 +247,30 @@ def show_progress(progress: bool | None, batches_per_epoch: int) -> bool:
 def fit(model, batches: BucketedBatches, epochs: int, score_dev: Callable[[], float], monitor: str,
         patience: int, min_delta: float = 0.0, on_epoch: Callable[[int, dict], None] | None = None,
         callbacks: list | None = None, initial_epoch: int = 0, progress: bool | None = None,
-        before: list | None = None, resume=None) -> Outcome:
+        before: list | None = None, resume=None, checkpoint=None) -> Outcome:
     """Keras' fit loop with early stopping on `monitor`; the best epoch's weights are restored at the end.
 
     `before` (e.g. a learning-rate schedule) run before seqlab's callbacks; `callbacks` (e.g. keras-tuner's,
-    checkpoints) after them, so they see `monitor` in the logs. `resume`: early stopping's saved state
+    test scoring) after them, so they see `monitor` in the logs. `resume`: early stopping's saved state
     (best, best epoch from 0, wait, best weights) when training continues at `initial_epoch`.
-    `callbacks` may also be a function of the early-stopping callback that returns the list
-    (a checkpoint saves that callback's state).
+    `checkpoint`: a function of the early-stopping callback that returns the callback saving the
+    epoch (seqlab.checkpoint.Checkpoint.watching); it runs last, with the trained (not averaged) weights.
+    With the optimizer's `use_ema` (optimizer.ema) every score is the moving average's (WeightAverage).
     """
     stopper = ResumableEarlyStopping(monitor=monitor, mode="max", patience=patience, min_delta=min_delta,
                                      restore_best_weights=True, start=resume)
-    if callable(callbacks):
-        callbacks = callbacks(stopper)
+    average_in, average_out = [], []
+    if model.optimizer.use_ema:
+        swap_in, swap_out = WeightAverage().callbacks()
+        average_in, average_out = [swap_in], [swap_out]
     batches.start_epoch(initial_epoch)
     dev, report = DevScore(score_dev, monitor), EpochReport(monitor, stopper, on_epoch, epochs)
     verbose = 1 if show_progress(progress, len(batches)) else 0
     with warnings.catch_warnings():  # after a NaN epoch the monitor is missing on purpose
         warnings.filterwarnings("ignore", message="Early stopping conditioned on metric")
         model.fit(as_dataset(batches, xla=bool(model.jit_compile)), epochs=epochs, initial_epoch=initial_epoch, verbose=verbose, shuffle=False,
-                  callbacks=[*(before or []), dev, stopper, keras.callbacks.TerminateOnNaN(), report, *(callbacks or [])])
+                  callbacks=[*(before or []), *average_in, dev, stopper, keras.callbacks.TerminateOnNaN(), report,
+                             *(callbacks or []), *average_out, *([checkpoint(stopper)] if checkpoint else [])])
     scored = stopper.best_weights is not None
     return Outcome(float(stopper.best) if scored else float("-inf"), stopper.best_epoch + 1 if scored else 0,
                    report.epochs_run, dev.nan_loss)
