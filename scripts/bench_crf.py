@@ -8,11 +8,15 @@
 backend at import), one after the other, and pytorch-crf in this process.
 
 Shapes: B=32, T=40, lengths uniform in [5, 40], K=9 and K=21. Each number is
-the median of `--repeats` timed calls after warm-up, in milliseconds. "As the
-pipeline runs it" is the CRF as a tagger trains and decodes with the default
-trainer.jit_compile=auto: a plain graph (unknown B and T) whose CRF loss and
-Viterbi are XLA-compiled functions (seqlab.crf.CRF(xla=True)). The last
-table compares a whole BiLSTM tagger's training step with each head.
+the median of `--repeats` timed calls after warm-up, in milliseconds. The
+columns: a plain graph traced for the shape; the whole function compiled by
+XLA; a plain graph traced once for unknown B and T whose CRF loss and Viterbi
+are XLA-compiled functions (seqlab.crf.CRF(xla=True)); and "as the pipeline
+runs it", the CRF as a tagger trains and decodes with the default
+trainer.jit_compile=auto on this machine (seqlab.model.jit.xla_inside_graphs:
+on a CPU the Viterbi compiled, the loss in the plain graph, because that trains
+faster inside a whole step; scripts/bench_jit.py). The last table compares a
+whole BiLSTM tagger's training step with each head.
 """
 
 from __future__ import annotations
@@ -59,13 +63,14 @@ def make_inputs(batch: int, time_steps: int, k: int, seed: int = 0):
     return emissions, tags, mask
 
 
-def seqlab_timings(emissions, tags, mask, repeats: int, jit: bool, pipeline: bool = False) -> dict[str, float]:
-    """jit: the whole function compiled by XLA. pipeline: as a tagger runs it with trainer.jit_compile=auto,
-    a plain graph traced once for unknown B and T in which the CRF's loss and Viterbi are XLA functions."""
+def seqlab_timings(emissions, tags, mask, repeats: int, jit: bool, crf_xla=None) -> dict[str, float]:
+    """jit: the whole function compiled by XLA. crf_xla (True, "decode" or False): as a tagger runs it,
+    a plain graph traced once for unknown B and T in which the CRF compiles what `crf_xla` says."""
     import tensorflow as tf
 
     k = emissions.shape[-1]
-    crf = CRF(k, xla=pipeline)
+    pipeline = crf_xla is not None
+    crf = CRF(k, xla=crf_xla or False)
     crf.build()
     em, tg, mk = tf.constant(emissions), tf.constant(tags), tf.constant(mask)
     signature = [tf.TensorSpec((None, None, k)), tf.TensorSpec((None, None), tf.int32), tf.TensorSpec((None, None), tf.bool)]
@@ -223,23 +228,28 @@ def main() -> None:
     except ImportError:
         print("torch not installed: pip install -e '.[bench]' for the pytorch-crf columns")
     print()
-    print("| K | op | seqlab graph (ms) | seqlab XLA (ms) | seqlab as the pipeline runs it (ms) | pytorch-crf (ms) "
-          "| pipeline vs pytorch-crf | best seqlab vs pytorch-crf |")
-    print("|---|---|---|---|---|---|---|---|")
+    from seqlab.model.jit import xla_inside_graphs
+
+    auto = xla_inside_graphs("auto")
+    print(f"trainer.jit_compile=auto compiles the CRF's {'loss and Viterbi' if auto is True else 'Viterbi'} here\n")
+    print("| K | op | seqlab graph (ms) | seqlab XLA (ms) | graph + XLA CRF (ms) | seqlab as the pipeline runs it (ms) "
+          "| pytorch-crf (ms) | pipeline vs pytorch-crf | graph + XLA CRF vs pytorch-crf | best seqlab vs pytorch-crf |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for k in (9, 21):
         emissions, tags, mask = make_inputs(args.batch, args.time, k)
         graph = seqlab_timings(emissions, tags, mask, args.repeats, jit=False)
         xla = seqlab_timings(emissions, tags, mask, args.repeats, jit=True)
-        pipe = seqlab_timings(emissions, tags, mask, args.repeats, jit=False, pipeline=True)
+        inner = seqlab_timings(emissions, tags, mask, args.repeats, jit=False, crf_xla=True)
+        pipe = inner if auto is True else seqlab_timings(emissions, tags, mask, args.repeats, jit=False, crf_xla=auto)
         ref = torch_timings(emissions, tags, mask, args.repeats)
+        ratio = lambda ms: f"{ref[op] / ms:.1f}x" if ref else "n/a"  # noqa: E731
         for op, name in (("nll_grad", "NLL forward + backward"), ("decode", "Viterbi decode")):
-            best = min(graph[op], xla[op], pipe[op])
+            best = min(graph[op], xla[op], inner[op], pipe[op])
             ref_ms = f"{ref[op]:.2f}" if ref else "n/a"
-            ratio = f"{ref[op] / best:.1f}x" if ref else "n/a"
-            pipe_ratio = f"{ref[op] / pipe[op]:.1f}x" if ref else "n/a"
-            print(f"| {k} | {name} | {graph[op]:.2f} | {xla[op]:.2f} | {pipe[op]:.2f} | {ref_ms} | {pipe_ratio} | {ratio} |")
-        print(f"| {k} | softmax CE forward + backward (reference) | {graph['softmax_grad']:.2f} | {xla['softmax_grad']:.2f} | | | | |")
-        print(f"| {k} | softmax argmax decode (reference) | {graph['argmax']:.2f} | {xla['argmax']:.2f} | | | | |")
+            print(f"| {k} | {name} | {graph[op]:.2f} | {xla[op]:.2f} | {inner[op]:.2f} | {pipe[op]:.2f} | {ref_ms} "
+                  f"| {ratio(pipe[op])} | {ratio(inner[op])} | {ratio(best)} |")
+        print(f"| {k} | softmax CE forward + backward (reference) | {graph['softmax_grad']:.2f} | {xla['softmax_grad']:.2f} | | | | | | |")
+        print(f"| {k} | softmax argmax decode (reference) | {graph['argmax']:.2f} | {xla['argmax']:.2f} | | | | | | |")
     print()
     print("| K | BiLSTM tagger train step, softmax head (ms) | same, CRF head (ms) | CRF / softmax |")
     print("|---|---|---|---|")

@@ -11,7 +11,8 @@ in each way TensorFlow can run it, and runs exactly what the pipeline runs:
 XLA), then `Tagger.tag_ids` over dev (batch 256). The ways:
 
     graph       trainer.jit_compile=false: a plain graph, nothing compiled by XLA
-    graph+CRF   a plain graph whose CRF loops are XLA-compiled functions (CRF head only)
+    graph+CRF   a plain graph whose CRF loops (loss and Viterbi) are XLA-compiled functions (CRF head only;
+                `auto` on a CPU compiles the Viterbi alone: its decode rows are this way's)
     XLA         trainer.jit_compile=true: the whole step compiled by XLA
 
 Columns: the first epoch (tracing, and XLA's compilations: once per padded
@@ -56,6 +57,8 @@ def measure(encoder: str, head: str, way: str, args) -> dict:
     corpus = load_corpus(cfg.data)
     train, dev = corpus.train[: args.train], corpus.dev[: args.dev]
     model = build(cfg, Data(corpus, train)).model
+    if way == "graph+CRF":
+        model.head.xla = True  # the loss too, not only the Viterbi that `auto` compiles on a CPU
     xla = way == "XLA"
     assert model.uses_xla("train") == xla and model.uses_xla("decode") == xla
     task = model.task

@@ -37,9 +37,12 @@ def test_jit_compile_false_true_and_auto_resolve_per_encoder_head_and_phase(monk
     monkeypatch.setattr(jit, "_tf_has_gpu", lambda: False)
     assert jit.use_xla("auto", "cnn", "crf", "decode") and not jit.use_xla("auto", "cnn", "crf", "train")
     assert not jit.use_xla("auto", "bilstm", "crf", "decode")
+    # The CRF's own loops: on a CPU auto compiles its Viterbi only (its loss trains faster in the plain graph).
+    assert jit.xla_inside_graphs("auto") == "decode" and jit.xla_inside_graphs(True) is True
+    assert jit.xla_inside_graphs(False) is False
     monkeypatch.setattr(jit, "_tf_has_gpu", lambda: True)
     assert jit.use_xla("auto", "bilstm", "crf", "train")  # Keras' own choice where TensorFlow sees a GPU
-    assert jit.xla_inside_graphs("auto") and jit.xla_inside_graphs(True) and not jit.xla_inside_graphs(False)
+    assert jit.xla_inside_graphs("auto") is True
     with pytest.raises(ValueError):
         jit_setting("sometimes")
 
@@ -54,13 +57,16 @@ def _random_batch(k, seed=0):
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 def test_crf_compiled_inside_a_graph_matches_the_plain_crf(reduction):
     """head.xla: the CRF's loss, its gradients and Viterbi as XLA functions inside a plain tf.function
-    (padded to a bucket of 8 steps, one row empty, one of a single token) equal the uncompiled CRF."""
+    (padded to a bucket of 8 steps, one row empty, one of a single token) equal the uncompiled CRF;
+    so does xla="decode" (auto's choice on a CPU), which compiles the Viterbi and nothing else."""
+    from seqlab.crf import layer
     labels = ["O", "B-A", "I-A", "B-B", "I-B"]
     emissions, _, mask = _random_batch(5)
     tags = np.random.default_rng(2).choice([0, 1, 3], size=mask.shape).astype("int32")  # O, B-A, B-B: legal in IOB2
     weights = [np.random.default_rng(i).normal(size=shape).astype("float32") for i, shape in enumerate([(5, 5), (5,), (5,)])]
     results = []
-    for xla in (False, True):
+    for xla in (False, True, "decode"):
+        layer._SHARED.clear()
         crf = CRF(5, labels=labels, constraints="iob2", xla=xla)
         crf.build()
         crf.set_weights(weights)
@@ -74,12 +80,15 @@ def test_crf_compiled_inside_a_graph_matches_the_plain_crf(reduction):
             return loss, tape.gradient(loss, [e, *crf.trainable_weights]), crf.decode(e, m)
 
         results.append(loss_grads_paths(emissions, tags, mask))
-    (loss0, grads0, paths0), (loss1, grads1, paths1) = results
-    np.testing.assert_allclose(loss1.numpy(), loss0.numpy(), rtol=1e-5)
-    for g0, g1 in zip(grads0, grads1):
-        np.testing.assert_allclose(g1.numpy(), g0.numpy(), rtol=1e-4, atol=1e-6)
-    np.testing.assert_array_equal(paths1.numpy(), paths0.numpy())
-    assert paths1.shape == (6, 13) and (paths1.numpy()[2] == -1).all()
+        compiled = {key[0] for key in layer._SHARED}
+        assert compiled == {False: set(), True: {f"nll_{reduction}", "viterbi"}, "decode": {"viterbi"}}[xla]
+    (loss0, grads0, paths0), *compiled_runs = results
+    for loss1, grads1, paths1 in compiled_runs:
+        np.testing.assert_allclose(loss1.numpy(), loss0.numpy(), rtol=1e-5)
+        for g0, g1 in zip(grads0, grads1):
+            np.testing.assert_allclose(g1.numpy(), g0.numpy(), rtol=1e-4, atol=1e-6)
+        np.testing.assert_array_equal(paths1.numpy(), paths0.numpy())
+        assert paths1.shape == (6, 13) and (paths1.numpy()[2] == -1).all()
 
 
 def test_loss_reduction_sum_is_the_batch_total():

@@ -130,11 +130,12 @@ class CRF(keras.layers.Layer):
         constraints: None, "iob1", "iob2" or "bioes": forbid the transitions that
             scheme does not allow (e.g. O -> I-PER, start -> I-PER).
         pad_value: the tag id written at padded positions by `decode`/`nbest`.
-        xla: TensorFlow only: run `nll` (value and gradient) and `viterbi` as functions compiled by XLA
-            whenever they are traced into a graph (`tf.function`, Keras' fit and predict), so
-            their loops over time run fused even inside a model that is not compiled by XLA.
-            Time is padded to a multiple of XLA_BUCKET (masked: results are unchanged).
-            Eager calls, and the other backends, ignore it. Not saved: the tagger sets it.
+        xla: TensorFlow only: True runs `nll` (value and gradient) and `viterbi` as functions compiled
+            by XLA whenever they are traced into a graph (`tf.function`, Keras' fit and predict), so
+            their loops over time run fused even inside a model that is not compiled by XLA;
+            "decode" compiles `viterbi` only. Time is padded to a multiple of XLA_BUCKET (masked:
+            results are unchanged). Eager calls, and the other backends, ignore it. Not saved: the
+            tagger sets it (seqlab.model.jit.xla_inside_graphs).
 
     Weights: `transitions` [K, K] (from, to), `start_transitions` [K],
     `end_transitions` [K].
@@ -148,7 +149,7 @@ class CRF(keras.layers.Layer):
     def __init__(self, num_tags, labels=None, constraints=None, pad_value=-1, xla=False, **kwargs):
         kwargs.setdefault("dtype", "float32")  # stay float32 under mixed precision
         super().__init__(**kwargs)
-        self.xla = bool(xla)
+        self.xla = "decode" if xla == "decode" else bool(xla)
         self.supports_masking = True  # `call` is the identity: the emissions' mask passes through
         if labels is not None and len(labels) != num_tags:
             raise ValueError(f"CRF got num_tags={num_tags} but {len(labels)} labels")
@@ -228,8 +229,9 @@ class CRF(keras.layers.Layer):
             self._check_right_padded(mask)
         return emissions, mask
 
-    def _in_xla(self) -> bool:
-        if not self.xla or keras.backend.backend() != "tensorflow":
+    def _in_xla(self, phase: str) -> bool:
+        """Whether `phase` ("train": nll, "decode": viterbi) runs as an XLA function here and now."""
+        if self.xla is False or (self.xla == "decode" and phase != "decode") or keras.backend.backend() != "tensorflow":
             return False
         import tensorflow as tf
 
@@ -365,7 +367,7 @@ class CRF(keras.layers.Layer):
         """
         if reduction not in ("mean", "sum"):
             raise ValueError(f"CRF loss reduction must be mean or sum, got {reduction!r}")
-        if self._in_xla():  # padded to a bucket size, which is at least MIN_TIME
+        if self._in_xla("train"):  # padded to a bucket size, which is at least MIN_TIME
             return self._xla_nll(*self._checked(emissions, mask), ops.cast(tags, "int32"), reduction)
         emissions, mask = self._prepare(emissions, mask)
         tags = _pad_time(ops.cast(tags, "int32"), 0)
@@ -430,7 +432,7 @@ class CRF(keras.layers.Layer):
     def viterbi(self, emissions, mask=None):
         """Viterbi paths int32 [B, T] and their scores float32 [B]."""
         time = ops.shape(emissions)[1]
-        if self._in_xla():  # padded to a bucket size, which is at least MIN_TIME
+        if self._in_xla("decode"):  # padded to a bucket size, which is at least MIN_TIME
             paths, best = self._xla_decode(*self._checked(emissions, mask))
         else:
             paths, best = self._viterbi(*self._prepare(emissions, mask))

@@ -4,12 +4,18 @@
 
 TensorFlow runs a tagger as a plain graph (`tf.function`, traced once for every
 batch shape) or compiled whole by XLA (`jit_compile=True`, compiled once per
-padded shape). Unless trainer.jit_compile=false, the CRF's loss (with its
-gradient) and Viterbi run as XLA functions inside the plain graph (seqlab.crf.CRF
-`xla`): that is where XLA pays most (3-5x on the CRF's loops). Whether the
-whole step is compiled too is `auto`'s choice per encoder, head and phase: what
-`scripts/bench_jit.py` measured at least 10% faster on CPU (the table below,
-docs/benchmarks.md), and XLA wherever TensorFlow sees a GPU (Keras' own choice
+padded shape). Inside the plain graph the CRF can run its own loops as XLA
+functions (seqlab.crf.CRF `xla`): `true` compiles its loss (with the gradient)
+and its Viterbi, `auto` on a CPU its Viterbi only, `false` nothing.
+
+`auto` chooses what `scripts/bench_jit.py` and `scripts/bench_memory.py`
+measured faster on CPU (docs/benchmarks.md, 2026-11-26): the whole step under
+XLA never was (0.28x for a BiLSTM-CRF's training, within 7% for decoding); the
+CRF's compiled loss was slower than the plain graph's inside a real training
+step (0.56x on 1,200 CoNLL-2003 sentences, 0.95x per epoch on all of them; it
+also cost 6-11 s of compiling and ~200 MiB), although alone it is 3x faster;
+its compiled Viterbi decodes 5x faster than pytorch-crf and the decoding phase
+no slower (1.06x). On a GPU `auto` compiles everything (Keras' own choice
 there). JAX always compiles (jax.jit); PyTorch runs eagerly (torch.compile is
 not used).
 
@@ -53,7 +59,13 @@ def use_xla(setting, encoder: str, head: str, phase: str) -> bool:
     return XLA_FASTER_ON_CPU.get((encoder, head, phase), False)
 
 
-def xla_inside_graphs(setting) -> bool:
-    """Whether a head compiles its own loops with XLA inside a graph that is not (the CRF's recursions):
-    on TensorFlow unless trainer.jit_compile=false."""
-    return keras.backend.backend() == "tensorflow" and jit_setting(setting) is not False
+def xla_inside_graphs(setting) -> bool | str:
+    """Which of a head's own loops run as XLA functions inside a graph that is not (the CRF's
+    recursions; seqlab.crf.CRF `xla`): True (loss and decoding), "decode" (decoding only) or False.
+    On TensorFlow: true -> True; auto -> "decode" on a CPU, True where TensorFlow sees a GPU; false -> False."""
+    setting = jit_setting(setting)
+    if keras.backend.backend() != "tensorflow" or setting is False:
+        return False
+    if setting is True or _tf_has_gpu():
+        return True
+    return "decode"
