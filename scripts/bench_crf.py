@@ -13,10 +13,11 @@ columns: a plain graph traced for the shape; the whole function compiled by
 XLA; a plain graph traced once for unknown B and T whose CRF loss and Viterbi
 are XLA-compiled functions (seqlab.crf.CRF(xla=True)); and "as the pipeline
 runs it", the CRF as a tagger trains and decodes with the default
-trainer.jit_compile=auto on this machine (seqlab.model.jit.xla_inside_graphs:
-on a CPU the Viterbi compiled, the loss in the plain graph, because that trains
-faster inside a whole step; scripts/bench_jit.py). The last table compares a
-whole BiLSTM tagger's training step with each head.
+trainer.jit_compile=auto on this machine behind the default BiLSTM
+(seqlab.model.jit.xla_inside_graphs: on a CPU the Viterbi compiled, the loss in
+the plain graph, because that trains a whole BiLSTM-CRF step as fast; behind CNN
+and BiGRU encoders the loss is compiled too; scripts/bench_jit.py). The last
+table compares a whole BiLSTM tagger's training step with each head.
 """
 
 from __future__ import annotations
@@ -230,8 +231,9 @@ def main() -> None:
     print()
     from seqlab.model.jit import xla_inside_graphs
 
-    auto = xla_inside_graphs("auto")
-    print(f"trainer.jit_compile=auto compiles the CRF's {'loss and Viterbi' if auto is True else 'Viterbi'} here\n")
+    auto = xla_inside_graphs("auto", "bilstm")  # the default encoder; behind CNN and BiGRU auto compiles the loss too
+    print(f"trainer.jit_compile=auto compiles a BiLSTM-CRF's {'loss and Viterbi' if auto is True else 'Viterbi'} here "
+          f"(behind CNN and BiGRU encoders both: the 'graph + XLA CRF' column)\n")
     print("| K | op | seqlab graph (ms) | seqlab XLA (ms) | graph + XLA CRF (ms) | seqlab as the pipeline runs it (ms) "
           "| pytorch-crf (ms) | pipeline vs pytorch-crf | graph + XLA CRF vs pytorch-crf | best seqlab vs pytorch-crf |")
     print("|---|---|---|---|---|---|---|---|---|---|")

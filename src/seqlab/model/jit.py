@@ -9,15 +9,15 @@ functions (seqlab.crf.CRF `xla`): `true` compiles its loss (with the gradient)
 and its Viterbi, `auto` on a CPU its Viterbi only, `false` nothing.
 
 `auto` chooses what `scripts/bench_jit.py` and `scripts/bench_memory.py`
-measured faster on CPU (docs/benchmarks.md, 2026-11-26): the whole step under
-XLA never was (0.28x for a BiLSTM-CRF's training, within 7% for decoding); the
-CRF's compiled loss was slower than the plain graph's inside a real training
-step (0.56x on 1,200 CoNLL-2003 sentences, 0.95x per epoch on all of them; it
-also cost 6-11 s of compiling and ~200 MiB), although alone it is 3x faster;
-its compiled Viterbi decodes 5x faster than pytorch-crf and the decoding phase
-no slower (1.06x). On a GPU `auto` compiles everything (Keras' own choice
-there). JAX always compiles (jax.jit); PyTorch runs eagerly (torch.compile is
-not used).
+measured faster on CPU (docs/benchmarks.md, 2026-11-26; the tables below):
+the whole step under XLA lost training everywhere but ID-CNN-CRF (one run; see
+XLA_FASTER_ON_CPU); the CRF's compiled loss, 3x faster than the plain graph's
+alone, trains a whole step at least 10% faster only behind the cheaper encoders
+(CNN 1.17x, BiGRU 1.11x; BiLSTM 0.90x and ID-CNN 1.00x, where it only costs
+compile time and ~130 MiB); the compiled Viterbi decodes 5x faster than
+pytorch-crf and the decoding phase within noise of the graph's (0.85-1.17x).
+On a GPU `auto` compiles everything (Keras' own choice there). JAX always
+compiles (jax.jit); PyTorch runs eagerly (torch.compile is not used).
 
 Under XLA every distinct input shape is compiled once, so jitted inputs are
 padded up to a few bucket sizes (seqlab.model.backend.pad_to_buckets).
@@ -36,6 +36,11 @@ PHASES = ("train", "decode")
 # (with the CRF's XLA loops). It never was: whole-step XLA lost training for every encoder and head
 # (0.25-0.64x, before counting 30-55 s of compilation), and decoding was within 7% either way.
 XLA_FASTER_ON_CPU: dict[tuple[str, str, str], bool] = {}
+
+# scripts/bench_jit.py --heads crf, 2026-11-26 (after the plain graph's CRF loss stopped collecting every
+# step's alphas, which made BiLSTM-CRF training 1.7x faster there): encoders behind which the CRF's
+# XLA-compiled loss trained the steady epoch >= 10% faster than the plain graph's.
+CRF_LOSS_XLA_FASTER_ON_CPU = {"cnn": True, "bigru": True}
 
 
 def _tf_has_gpu() -> bool:
@@ -59,13 +64,14 @@ def use_xla(setting, encoder: str, head: str, phase: str) -> bool:
     return XLA_FASTER_ON_CPU.get((encoder, head, phase), False)
 
 
-def xla_inside_graphs(setting) -> bool | str:
+def xla_inside_graphs(setting, encoder: str | None = None) -> bool | str:
     """Which of a head's own loops run as XLA functions inside a graph that is not (the CRF's
     recursions; seqlab.crf.CRF `xla`): True (loss and decoding), "decode" (decoding only) or False.
-    On TensorFlow: true -> True; auto -> "decode" on a CPU, True where TensorFlow sees a GPU; false -> False."""
+    On TensorFlow: true -> True; false -> False; auto -> True where TensorFlow sees a GPU, and on a
+    CPU True behind the encoders of CRF_LOSS_XLA_FASTER_ON_CPU, else "decode"."""
     setting = jit_setting(setting)
     if keras.backend.backend() != "tensorflow" or setting is False:
         return False
-    if setting is True or _tf_has_gpu():
+    if setting is True or _tf_has_gpu() or CRF_LOSS_XLA_FASTER_ON_CPU.get(encoder, False):
         return True
     return "decode"

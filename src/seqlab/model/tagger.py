@@ -55,7 +55,7 @@ class Tagger(keras.Model):
         self.encoder = build_encoder(encoder)
         self.emission_layer = keras.layers.Dense(len(task.labels), name="emissions")
         self.head = build_head(head, task.labels, task.constraint_scheme, PAD_TAG)
-        self.head.xla = xla_inside_graphs(self.jit_setting)
+        self.head.xla = xla_inside_graphs(self.jit_setting, self.encoder_config["name"])
         self._decoder = None
 
     # -------------------------------------------------------------- building
