@@ -9,7 +9,7 @@ functions (seqlab.crf.CRF `xla`): `true` compiles its loss (with the gradient)
 and its Viterbi, `auto` on a CPU its Viterbi only, `false` nothing.
 
 `auto` chooses what `scripts/bench_jit.py` and `scripts/bench_memory.py`
-measured faster on CPU (docs/benchmarks.md, 2026-11-26; the tables below):
+measured faster on CPU (docs/benchmarks.md, 2026-11-26; the two dicts below):
 the whole step under XLA lost training everywhere but ID-CNN-CRF (one run; see
 XLA_FASTER_ON_CPU); the CRF's compiled loss, 3x faster than the plain graph's
 alone, trains a whole step at least 10% faster only behind the cheaper encoders
