@@ -57,15 +57,17 @@ def one_run(python: str, overrides: list[str], env: dict) -> dict:
         args = [python, "-m", "experiments.run", "+encoder=bilstm", *overrides, f"tracking.uri={uri}",
                 f"tracking.artifact_location={tmp}/mlruns", f"hydra.run.dir={tmp}/hydra"]
         started = time.perf_counter()
-        proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        timeline = []
-        while proc.poll() is None:
-            rss = rss_mib(proc.pid)
-            if rss is not None:
-                timeline.append((time.perf_counter() - started, rss))
-            time.sleep(0.2)
-        wall = time.perf_counter() - started
-        stderr = proc.stderr.read()
+        with open(f"{tmp}/stderr.log", "w+") as errors:  # a file, not a pipe: a full pipe would stall the run
+            proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=errors, text=True)
+            timeline = []
+            while proc.poll() is None:
+                rss = rss_mib(proc.pid)
+                if rss is not None:
+                    timeline.append((time.perf_counter() - started, rss))
+                time.sleep(0.2)
+            wall = time.perf_counter() - started
+            errors.seek(0)
+            stderr = errors.read()
         if proc.returncode != 0:
             raise SystemExit(f"{' '.join(overrides)} failed:\n{stderr[-2000:]}")
         client = MlflowClient(uri)

@@ -180,7 +180,8 @@ def test_crfs_of_one_size_share_their_xla_functions_across_models():
 
 
 def _tiny_fit(ema, epochs=3):
-    """A tiny CNN-CRF trained with SGD; returns (per-epoch losses, per-epoch (scored, trained, average) weights, model)."""
+    """A tiny CNN-CRF trained with SGD; returns (per-epoch losses, per-epoch (weights dev scored, the
+    optimizer's averages) pairs, the model)."""
     from seqlab.data.corpus import Sentence
     from seqlab.data.vocab import PAD, UNK, Vocabulary
     from seqlab.model import build_tagger
@@ -201,8 +202,7 @@ def _tiny_fit(ema, epochs=3):
         return next(scores)
 
     fit(model, batches, epochs, score_dev, "val_entity_f1", patience=5,
-        on_epoch=lambda epoch, metrics: losses.append(metrics["loss"]),
-        callbacks=[keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: None)])
+        on_epoch=lambda epoch, metrics: losses.append(metrics["loss"]))
     return losses, seen, model
 
 

@@ -6,7 +6,8 @@ TensorFlow runs a tagger as a plain graph (`tf.function`, traced once for every
 batch shape) or compiled whole by XLA (`jit_compile=True`, compiled once per
 padded shape). Inside the plain graph the CRF can run its own loops as XLA
 functions (seqlab.crf.CRF `xla`): `true` compiles its loss (with the gradient)
-and its Viterbi, `auto` on a CPU its Viterbi only, `false` nothing.
+and its Viterbi; `auto` on a CPU its Viterbi, and its loss too only behind the
+encoders of CRF_LOSS_XLA_FASTER_ON_CPU; `false` nothing.
 
 `auto` chooses what `scripts/bench_jit.py` and `scripts/bench_memory.py`
 measured faster on CPU (docs/benchmarks.md, 2026-11-26; the two dicts below):
