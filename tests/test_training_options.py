@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from omegaconf import OmegaConf
 from mlflow.tracking import MlflowClient
 
 from seqlab.compose import compose
@@ -216,3 +217,37 @@ def test_optimizer_ema_scores_and_keeps_the_average_while_training_goes_on_from_
         assert max(np.abs(s - t).max() for s, t in zip(scored, trained)) > 1e-3  # ... not the trained weights
     for now, best in zip(model.trainable_variables, seen[1][0]):  # the best epoch (2) is the model kept
         np.testing.assert_allclose(np.array(now), best, rtol=1e-6)
+
+
+def test_singleton_unk_replaces_only_words_seen_once_at_its_rate_and_the_same_way_on_resume():
+    from seqlab.data.corpus import Sentence
+    from seqlab.data.vocab import UNK_ID
+    from seqlab.task import TaggingTask
+    from seqlab.training import BucketedBatches
+
+    rare = [f"r{chr(97 + i // 26)}{chr(97 + i % 26)}" for i in range(400)]  # each seen once
+    sentences = [Sentence(("the", word, "the"), ("O", "B-X", "O")) for word in rare]
+    words = OmegaConf.create(dict(min_freq=1, lowercase=False, digits_to_zero=True, max_word_len=20))
+    task = TaggingTask.build("ner", sentences, words, "iob2")
+    the, ids = task.vocabulary.word_id("the"), {task.vocabulary.word_id(w) for w in rare}
+
+    def epoch_words(batches, epoch):
+        """The word ids each sentence had in that epoch's batches: int [S, 3], in sentence order."""
+        batches.start_epoch(epoch)
+        out = np.zeros((len(sentences), 3), np.int64)
+        for i in range(len(batches)):
+            out[batches.batches[i]] = batches[i][0]["words"]
+        return out
+
+    plain = epoch_words(BucketedBatches(sentences, task, 16, seed=3), 0)
+    assert UNK_ID not in plain and (plain == the).sum() == 800
+    batches = BucketedBatches(sentences, task, 16, seed=3, singleton_unk=0.5)
+    first, second = epoch_words(batches, 0), epoch_words(batches, 1)
+    for seen in (first, second):
+        assert (seen == the).sum() == 800  # a frequent word is never replaced
+        replaced = (seen == UNK_ID).sum()
+        assert 150 < replaced < 250  # about half of the 400 singletons (p < 1e-4 outside)
+        assert replaced + sum(int(w in ids) for w in seen.ravel()) == 400
+    assert not np.array_equal(first, second)  # drawn again each epoch ...
+    again = BucketedBatches(sentences, task, 16, seed=3, singleton_unk=0.5)
+    np.testing.assert_array_equal(epoch_words(again, 1), second)  # ... from (seed, epoch) alone: a resume sees the same

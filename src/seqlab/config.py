@@ -61,6 +61,7 @@ class WordsConfig:
     digits_to_zero: bool = True  # 1984 and 2001 share one entry (Lample et al. 2016)
     dropout: float = 0.5  # on the concatenated word representation (Ma & Hovy 2016)
     word_dropout: float = 0.0  # probability of replacing a training word by UNK (seeded by `seed`)
+    singleton_unk: float = 0.0  # probability of replacing a word seen once in training by UNK, each epoch (Lample: 0.5)
     chars: str = "cnn"  # none | cnn | lstm
     char_dim: int = 30  # Ma & Hovy: 30 (Lample et al.: 25)
     char_filters: int = 30  # cnn: Ma & Hovy 2016, window 3, max-pooling
@@ -175,7 +176,8 @@ AT_LEAST_ONE = (
     "tuner.max_trials", "tuner.executions_per_trial", "tuner.epochs", "tuner.patience", "compare.resamples",
 )
 # Probabilities of dropping something: each must lie in [0, 1).
-DROPOUTS = ("encoder.dropout", "encoder.recurrent_dropout", "words.dropout", "words.word_dropout", "words.char_dropout")
+DROPOUTS = ("encoder.dropout", "encoder.recurrent_dropout", "words.dropout", "words.word_dropout", "words.singleton_unk",
+            "words.char_dropout")
 SEED_LIMIT = 2**32  # NumPy and TensorFlow seeds are unsigned 32-bit
 
 

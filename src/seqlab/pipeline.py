@@ -113,7 +113,7 @@ def fit_model(cfg: DictConfig, data: Data, built: Built, epochs: int, patience: 
         return score(task.kind, dev_gold, predicted).metrics[task.metric], {"dev_decode_seconds": decode_seconds}
 
     train = [Sentence(s.tokens, tuple(task.to_training(s.tags))) for s in data.train]
-    batches = BucketedBatches(train, task, cfg.trainer.batch_size, cfg.seed)
+    batches = BucketedBatches(train, task, cfg.trainer.batch_size, cfg.seed, cfg.words.get("singleton_unk", 0.0))
     o = cfg.optimizer
     schedule = [inverse_time_decay(o.lr, o.lr_decay)] if o.get("lr_decay") else []
     extra = list(callbacks or [])

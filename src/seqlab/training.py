@@ -14,6 +14,7 @@ The callbacks, in order:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -26,7 +27,7 @@ import numpy as np
 
 from seqlab import choices, interrupts
 from seqlab.data.corpus import Sentence
-from seqlab.data.vocab import length_batches
+from seqlab.data.vocab import UNK_ID, length_batches
 from seqlab.model.backend import as_dataset
 
 log = logging.getLogger(__name__)
@@ -38,27 +39,39 @@ class BucketedBatches(keras.utils.PyDataset):
     inputs: {"words": int32 [B, T], "chars": int32 [B, T, W], "casing": int32 [B, T]}; tags: int32 [B, T].
     T and W vary from batch to batch. `sentences` carry their tags in the task's training scheme.
     Bucketing pads far less than random batches (padding ratio 1.03 against 1.69 on WNUT-16).
-    Epoch e's grouping depends on (seed, e) only, so a resumed run sees the batches it would have seen.
+    `singleton_unk`: each epoch, every occurrence of a word seen once in `sentences` is replaced by
+    UNK with this probability (Lample et al. 2016: 0.5), so that the UNK embedding learns from the
+    rare words that look most like the unseen words of dev and test.
+    Epoch e's grouping and replacements depend on (seed, e) only, so a resumed run sees the batches
+    it would have seen.
     """
 
-    def __init__(self, sentences: list[Sentence], task, batch_size: int, seed: int):
+    def __init__(self, sentences: list[Sentence], task, batch_size: int, seed: int, singleton_unk: float = 0.0):
         super().__init__()
         self.batch_size, self.seed = batch_size, seed
         self.lengths = [len(s) for s in sentences]
         self.encoded = task.encode_corpus([s.tokens for s in sentences], [s.tags for s in sentences])  # once
+        self.singleton_unk = float(singleton_unk)
+        words = self.encoded.words  # int32 [N tokens]
+        self.singletons = (np.bincount(words)[words] == 1) & (words > UNK_ID)  # bool [N tokens]
         self.pad = None  # set by seqlab.model.backend.as_dataset where shapes must come in few sizes
         self.start_epoch(0)
 
     def start_epoch(self, epoch: int) -> None:
-        """Group the sentences for epoch `epoch` (counted from 0)."""
+        """Group the sentences for epoch `epoch` (counted from 0), and draw its singleton replacements."""
         self.epoch = epoch
         self.batches = length_batches(self.lengths, self.batch_size, np.random.default_rng([self.seed, epoch]))
+        self.corpus = self.encoded
+        if self.singleton_unk > 0:
+            drop = self.singletons & (np.random.default_rng([self.seed, epoch, 1]).random(len(self.singletons))
+                                      < self.singleton_unk)
+            self.corpus = dataclasses.replace(self.encoded, words=np.where(drop, UNK_ID, self.encoded.words))
 
     def __len__(self) -> int:
         return len(self.batches)
 
     def __getitem__(self, i):
-        x, y = self.encoded.batch(self.batches[i])
+        x, y = self.corpus.batch(self.batches[i])
         return (x, y) if self.pad is None else self.pad(x, y)
 
     def on_epoch_end(self) -> None:

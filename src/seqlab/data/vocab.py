@@ -16,6 +16,7 @@ import numpy as np
 from seqlab.data.corpus import Sentence
 
 PAD, UNK = "<pad>", "<unk>"
+PAD_ID, UNK_ID = 0, 1  # their ids, in the word and the character vocabularies
 _DIGITS = re.compile(r"\d")
 # Casing classes after Reimers & Gurevych (2017); index 0 is padding.
 CASINGS = ("<pad>", "numeric", "mainly_numeric", "all_lower", "all_upper", "initial_upper", "contains_digit", "other")
@@ -79,12 +80,12 @@ class Vocabulary:
         return token.lower() if self.lowercase else token
 
     def word_id(self, token: str) -> int:
-        return self._word_ids.get(self.normalize(token), 1)
+        return self._word_ids.get(self.normalize(token), UNK_ID)
 
     def oov_rate(self, sentences: list[Sentence]) -> float:
         """Fraction of tokens that map to the unknown word."""
         tokens = [t for s in sentences for t in s.tokens]
-        return sum(self.word_id(t) == 1 for t in tokens) / max(len(tokens), 1)
+        return sum(self.word_id(t) == UNK_ID for t in tokens) / max(len(tokens), 1)
 
     def encode_tokens(self, batch: list[list[str]] | list[tuple[str, ...]]) -> dict[str, np.ndarray]:
         """Token lists -> {"words": [B, T], "chars": [B, T, W], "casing": [B, T]} int32, right-padded with 0."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-UNK_ID = 1
+UNK_ID = 1  # the vocabulary's unknown word (seqlab.data.vocab.UNK_ID; the model layer never imports the data layer)
 
 
 @keras.saving.register_keras_serializable(package="seqlab")
