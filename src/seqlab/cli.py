@@ -64,7 +64,14 @@ def run_job(cfg: DictConfig) -> float:
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         from seqlab.quiet import import_backend
 
+        lean = cfg.trainer.get("lean_memory", True)
+        if lean:
+            from seqlab import memory
+
+            memory.limit_malloc_arenas()  # before the backend starts its threads
         import_backend()  # TensorFlow without its C++ start-up lines, or JAX / PyTorch
+        if lean:
+            log.debug("gave back %.0f MiB of the backend's library pages", memory.release_library_pages())
         from seqlab import threads
 
         threads.apply(cfg.trainer.get("threads"))  # parallel jobs share the cores

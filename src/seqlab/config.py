@@ -91,6 +91,7 @@ class TrainerConfig:
     resume: bool = False  # continue from the last epoch saved in trainer.checkpoint (from scratch when it holds none)
     jit_compile: Any = "auto"  # auto | true | false: XLA for the training step and decoder (auto: what measured faster)
     threads: Optional[int] = None  # CPU threads for this job; null: all cores, or cores / n_jobs under hydra/launcher=joblib
+    lean_memory: bool = True  # malloc arenas: one per core; the backend's import-time library pages released (seqlab.memory)
 
 
 @dataclass
