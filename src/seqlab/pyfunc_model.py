@@ -21,9 +21,18 @@ import seqlab
 
 
 class TaggerPyfunc(mlflow.pyfunc.PythonModel):
-    """Loads `tagger.keras` and calls its `tag`."""
+    """Loads `tagger.keras` and calls its `tag`.
+
+    `tagger`: the model just saved, still in memory, for MLflow's run of the input example while
+    logging (one copy fewer in memory); it is never pickled, so a loaded model reads its file.
+    """
+
+    def __init__(self, tagger=None):
+        self.tagger = tagger
 
     def load_context(self, context) -> None:
+        if getattr(self, "tagger", None) is not None:
+            return
         from seqlab.quiet import import_backend
 
         import_backend()  # TensorFlow without its C++ start-up lines, or JAX / PyTorch
@@ -76,7 +85,7 @@ def _model_parts(model):
         logger.addFilter(quiet)
         try:
             yield dict(
-                python_model=TaggerPyfunc(),
+                python_model=TaggerPyfunc(model),
                 artifacts={"tagger": keras_path},
                 code_paths=[os.path.dirname(seqlab.__file__)],
                 pip_requirements=pip_requirements(),
