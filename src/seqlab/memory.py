@@ -8,14 +8,14 @@ frees for the next (measured on the main command: see docs/benchmarks.md,
 "Memory"). An explicit `MALLOC_ARENA_MAX` in the environment wins.
 
 `release_library_pages`: give the kernel back the library pages that importing
-the backend touched once. `import tensorflow` maps TensorFlow's shared libraries and, while it registers
-its ops and kernels, reads about 330 MiB of their code and read-only data
-(libtensorflow_cc alone: 250 MiB). Those pages stay in the process' resident
-memory (RSS) for as long as it lives, although most are never touched again:
-they are a third of the main command's peak RSS. `release_library_pages`
-asks the kernel to reclaim them now (`madvise(MADV_PAGEOUT)`, Linux 5.4 and
-later); a page that training does need again is read back from the page cache
-or the disk on its first touch (measured: the same epoch times).
+the backend touched once. `import tensorflow` maps TensorFlow's shared
+libraries and, while it registers its ops and kernels, reads about 330 MiB of
+their code and read-only data (libtensorflow_cc alone: 250 MiB). Those pages
+stay in the process' resident memory (RSS) for as long as it lives, although
+most are never touched again: they were a quarter of the main command's peak
+RSS. `madvise(MADV_PAGEOUT)` (Linux 5.4 and later) asks the kernel to reclaim
+them now; a page that training does need again is read back from the page
+cache or the disk on its first touch (measured: the same epoch times).
 
 Only the backend's read-only and executable mappings are advised; the kernel
 skips pages another process also maps, and never discards data (a written page

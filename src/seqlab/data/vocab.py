@@ -16,7 +16,7 @@ import numpy as np
 from seqlab.data.corpus import Sentence
 
 PAD, UNK = "<pad>", "<unk>"
-PAD_ID, UNK_ID = 0, 1  # their ids, in the word and the character vocabularies
+UNK_ID = 1  # the unknown word's id (and the unknown character's); 0 is padding
 _DIGITS = re.compile(r"\d")
 # Casing classes after Reimers & Gurevych (2017); index 0 is padding.
 CASINGS = ("<pad>", "numeric", "mainly_numeric", "all_lower", "all_upper", "initial_upper", "contains_digit", "other")
