@@ -68,6 +68,7 @@ class MemoryCgroup:
             self.path.mkdir()
             (self.path / ("memory.max" if v2 else "memory.limit_in_bytes")).write_text(str(mib * 2**20))
         except OSError as e:
+            self.close()
             raise SystemExit(f"error: cannot make a memory cgroup under {base} ({e.strerror}): "
                              "--memory-limit needs root and a memory controller") from None
 
@@ -96,22 +97,27 @@ def one_run(python: str, overrides: list[str], env: dict, memory_limit: int | No
         args = [python, "-m", "experiments.run", "+encoder=bilstm", *overrides, f"tracking.uri={uri}",
                 f"tracking.artifact_location={tmp}/mlruns", f"hydra.run.dir={tmp}/hydra"]
         cgroup = MemoryCgroup(memory_limit) if memory_limit else None
-        started = time.perf_counter()
-        with open(f"{tmp}/stderr.log", "w+") as errors:  # a file, not a pipe: a full pipe would stall the run
-            proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=errors, text=True,
-                                    preexec_fn=cgroup.enter if cgroup else None)
-            timeline = []
-            while proc.poll() is None:
-                rss = rss_mib(proc.pid)
-                if rss is not None:
-                    timeline.append((time.perf_counter() - started, rss))
-                time.sleep(0.2)
-            wall = time.perf_counter() - started
-            errors.seek(0)
-            stderr = errors.read()
-        hits = cgroup.limit_hits() if cgroup else None
-        if cgroup:
-            cgroup.close()
+        started, proc = time.perf_counter(), None
+        try:
+            with open(f"{tmp}/stderr.log", "w+") as errors:  # a file, not a pipe: a full pipe would stall the run
+                proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=errors, text=True,
+                                        preexec_fn=cgroup.enter if cgroup else None)
+                timeline = []
+                while proc.poll() is None:
+                    rss = rss_mib(proc.pid)
+                    if rss is not None:
+                        timeline.append((time.perf_counter() - started, rss))
+                    time.sleep(0.2)
+                wall = time.perf_counter() - started
+                errors.seek(0)
+                stderr = errors.read()
+            hits = cgroup.limit_hits() if cgroup else None
+        finally:  # Ctrl-C here leaves neither the run nor its cgroup behind
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            if cgroup:
+                cgroup.close()
         if cgroup and proc.returncode == -signal.SIGKILL:
             return {"killed": True, "wall_s": wall, "limit_hits": hits, "timeline": timeline, "log": stderr}
         if proc.returncode != 0:
