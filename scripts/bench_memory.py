@@ -43,18 +43,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from seqlab.memory import resident_mib
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_VARIANTS = ["trainer.jit_compile=auto", "trainer.jit_compile=false"]
-
-
-def rss_mib(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return None
 
 
 class MemoryCgroup:
@@ -104,7 +96,7 @@ def one_run(python: str, overrides: list[str], env: dict, memory_limit: int | No
                                         preexec_fn=cgroup.enter if cgroup else None)
                 timeline = []
                 while proc.poll() is None:
-                    rss = rss_mib(proc.pid)
+                    rss = resident_mib(proc.pid)
                     if rss is not None:
                         timeline.append((time.perf_counter() - started, rss))
                     time.sleep(0.2)

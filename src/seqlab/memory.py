@@ -79,10 +79,11 @@ def read_only_mappings(dirs: list[str], maps: str = "/proc/self/maps") -> list[t
     return found
 
 
-def resident_mib() -> float | None:
-    """The process' current resident memory (VmRSS) in MiB; None where /proc is absent."""
+def resident_mib(pid: int | str = "self") -> float | None:
+    """A process' current resident memory (VmRSS) in MiB (default: this one); None where /proc is
+    absent or the process is gone."""
     try:
-        with open("/proc/self/status") as f:
+        with open(f"/proc/{pid}/status") as f:
             for line in f:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1]) / 1024
