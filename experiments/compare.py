@@ -4,12 +4,12 @@
     python -m experiments.compare --experiment seqlab --by encoder,head --metric test_entity_f1
     python -m experiments.compare --filter "params.\`data.name\` = 'wnut16'" --by head --out reports/
 
-See seqlab.leaderboard for the tests it runs.
+See seqlab.compare.leaderboard for the tests it runs.
 """
 
 import sys
 
-from seqlab.compare_cli import main
+from seqlab.compare.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

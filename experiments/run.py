@@ -2,7 +2,11 @@
 
     python -m experiments.run +encoder=bilstm
     python -m experiments.run -m +encoder=bilstm,bigru,cnn head=softmax,crf
+
+Exit statuses: seqlab.jobs.entry.
 """
+
+import sys
 
 import hydra
 from omegaconf import DictConfig
@@ -14,10 +18,12 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float:
-    from seqlab.cli import run_job  # imports TensorFlow only when a job really runs
+    from seqlab.jobs.entry import run_job  # imports TensorFlow only when a job really runs
 
     return run_job(cfg)
 
 
 if __name__ == "__main__":
-    main()
+    from seqlab.jobs.entry import finish_command
+
+    sys.exit(finish_command(main))

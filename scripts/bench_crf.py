@@ -202,12 +202,16 @@ def main() -> None:
     parser.add_argument("--backend", choices=["tensorflow", "all"], default="tensorflow",
                         help="all: the CRF on TensorFlow, JAX and PyTorch against pytorch-crf, in one table")
     parser.add_argument("--backend-json", action="store_true", help=argparse.SUPPRESS)  # a child of --backend all
+    parser.add_argument("--smoke", action="store_true", help="K=9 only, 3 calls each, no tagger steps: does it still run?")
     args = parser.parse_args()
+    sizes = (9,) if args.smoke else (9, 21)
+    if args.smoke:
+        args.repeats = 3
     if args.backend_json:
         timings = {k: backend_timings(*make_inputs(args.batch, args.time, k), args.repeats) for k in (9, 21)}
         print(json.dumps(timings))
         return
-    from seqlab.quiet import import_tensorflow
+    from seqlab.runtime.quiet import import_tensorflow
 
     tf = import_tensorflow()
     if args.backend == "all":
@@ -237,7 +241,7 @@ def main() -> None:
     print("| K | op | seqlab graph (ms) | seqlab XLA (ms) | graph + XLA CRF (ms) | seqlab as the pipeline runs it (ms) "
           "| pytorch-crf (ms) | pipeline vs pytorch-crf | graph + XLA CRF vs pytorch-crf | best seqlab vs pytorch-crf |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for k in (9, 21):
+    for k in sizes:
         emissions, tags, mask = make_inputs(args.batch, args.time, k)
         graph = seqlab_timings(emissions, tags, mask, args.repeats, jit=False)
         xla = seqlab_timings(emissions, tags, mask, args.repeats, jit=True)
@@ -252,10 +256,12 @@ def main() -> None:
                   f"| {ratio(pipe[op])} | {ratio(inner[op])} | {ratio(best)} |")
         print(f"| {k} | softmax CE forward + backward (reference) | {graph['softmax_grad']:.2f} | {xla['softmax_grad']:.2f} | | | | | | |")
         print(f"| {k} | softmax argmax decode (reference) | {graph['argmax']:.2f} | {xla['argmax']:.2f} | | | | | | |")
+    if args.smoke:
+        return
     print()
     print("| K | BiLSTM tagger train step, softmax head (ms) | same, CRF head (ms) | CRF / softmax |")
     print("|---|---|---|---|")
-    for k in (9, 21):
+    for k in sizes:
         soft = tagger_step_ms("softmax", args.batch, args.time, k, args.repeats)
         crf = tagger_step_ms("crf", args.batch, args.time, k, args.repeats)
         print(f"| {k} | {soft:.2f} | {crf:.2f} | {crf / soft:.3f} |")

@@ -43,7 +43,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from seqlab.memory import resident_mib
+from seqlab.runtime.memory import resident_mib
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_VARIANTS = ["trainer.jit_compile=auto", "trainer.jit_compile=false"]
@@ -82,7 +82,7 @@ class MemoryCgroup:
 def one_run(python: str, overrides: list[str], env: dict, memory_limit: int | None = None) -> dict:
     """Run the main command once; its metrics from its own MLflow store, and its RSS timeline.
     Under `memory_limit` (MiB) it runs in a memory cgroup of that size; a run killed there has killed=True."""
-    from mlflow.tracking import MlflowClient
+    from seqlab import tracking
 
     with tempfile.TemporaryDirectory(prefix="seqlab-mem-") as tmp:
         uri = f"sqlite:///{tmp}/mlflow.db"
@@ -114,7 +114,7 @@ def one_run(python: str, overrides: list[str], env: dict, memory_limit: int | No
             return {"killed": True, "wall_s": wall, "limit_hits": hits, "timeline": timeline, "log": stderr}
         if proc.returncode != 0:
             raise SystemExit(f"{' '.join(overrides)} failed:\n{stderr[-2000:]}")
-        client = MlflowClient(uri)
+        client = tracking.client(uri)
         run = client.search_runs([e.experiment_id for e in client.search_experiments()])[0]
         epochs = [m.value for m in sorted(client.get_metric_history(run.info.run_id, "epoch_seconds"), key=lambda m: m.step)]
         return {"peak_rss_mb": run.data.metrics["peak_rss_mb"], "wall_s": wall, "first_epoch_s": epochs[0],
@@ -131,8 +131,11 @@ def main() -> None:
     parser.add_argument("--python", default=sys.executable)
     parser.add_argument("--timeline", action="store_true", help="print each run's RSS every few seconds")
     parser.add_argument("--memory-limit", type=int, metavar="MIB", help="run each command in a memory cgroup this size")
+    parser.add_argument("--smoke", action="store_true", help="one round of one tiny variant: does it still run?")
     args = parser.parse_args()
     variants = args.variant or DEFAULT_VARIANTS
+    if args.smoke:
+        args.rounds, variants = 1, ["data.limit=40 trainer.epochs=1 trainer.jit_compile=false tracking.log_model=false"]
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; python {args.python}; "
           f"{time.strftime('%Y-%m-%d %H:%M')}" + (f"; memory cgroup of {args.memory_limit} MiB" if args.memory_limit else "")
           + "\n")

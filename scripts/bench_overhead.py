@@ -10,8 +10,9 @@ traced model kind, the same seed and the same length-bucketed batches:
 
     bare    model.fit(tf.data.Dataset.from_generator(<the epoch's batches, encoded beforehand>))
             with no callbacks, verbose=0
-    seqlab  seqlab.pipeline.fit_model for one epoch: batches encoded on the fly, the dev score,
-            early stopping, TerminateOnNaN, the epoch line and the MLflow metrics (a real SQLite store)
+    seqlab  seqlab.training.fit with the pipeline's callbacks: batches encoded on the fly, the dev score
+            and dev loss, early stopping, TerminateOnNaN, the epoch line and the MLflow metrics (a real
+            SQLite store)
 
 Each side trains `--epochs` epochs in one fit (the first one traces and is
 left out), in `--rounds` rounds that alternate bare and seqlab; the table gives
@@ -32,14 +33,13 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
-import mlflow  # noqa: E402
 
-from seqlab import pipeline  # noqa: E402
-from seqlab.compose import compose  # noqa: E402
-from seqlab.data.corpus import Sentence  # noqa: E402
+from seqlab import tracking  # noqa: E402
+from seqlab.config import compose  # noqa: E402
+from seqlab.jobs.pipeline import prepare, prepare_data, training_batches, training_callbacks  # noqa: E402
 from seqlab.model.backend import input_signature  # noqa: E402
 from seqlab.testing import conll2003_overrides  # noqa: E402
-from seqlab.training import BucketedBatches  # noqa: E402
+from seqlab.training import FitOptions, fit  # noqa: E402
 
 MODELS = {
     "words_only": ["+encoder=bilstm", "words=words_only", "head=softmax"],
@@ -77,29 +77,28 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3, help="per fit; the first one is left out")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--limit", type=int, default=None, help="training sentences (default: all)")
+    parser.add_argument("--smoke", action="store_true", help="40 sentences, 2 epochs, 1 round: does it still run?")
     args = parser.parse_args()
+    if args.smoke:
+        args.limit, args.epochs, args.rounds = 40, 2, 1
     store = tempfile.mkdtemp(prefix="bench_overhead_")
     overrides = [*MODELS[args.model], *conll2003_overrides(), f"tracking.uri=sqlite:///{store}/mlflow.db",
                  f"tracking.artifact_location={store}/mlruns", "trainer.patience=100"]
     if args.limit:
         overrides.append(f"data.limit={args.limit}")
     cfg = compose(overrides)
-    data = pipeline.prepare_data(cfg)
-    task = pipeline.build(cfg, data).task
-    train = [Sentence(s.tokens, tuple(task.to_training(s.tags))) for s in data.train]
-    batches = BucketedBatches(train, task, cfg.trainer.batch_size, cfg.seed)
+    data = prepare_data(cfg.data, cfg.task.name)
+    model = prepare(cfg, data).model
+    batches = training_batches(model, data, cfg.trainer.batch_size, cfg.seed, 0.0)
     encoded = [batches[i] for i in range(len(batches))]
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; keras {keras.__version__}; model {args.model} "
-          f"({' '.join(MODELS[args.model])}); {len(train)} training sentences in {len(encoded)} batches")
-    mlflow.set_tracking_uri(cfg.tracking.uri)
+          f"({' '.join(MODELS[args.model])}); {len(data.train)} training sentences in {len(encoded)} batches")
     bare, seqlab, seqlab_train, setup = [], [], [], []
     for r in range(args.rounds):
-        pipeline.reset(cfg.seed)
-        bare += bare_fit(pipeline.build(cfg, data).model, encoded, args.epochs)[1:]
-        pipeline.reset(cfg.seed)
-        built = pipeline.build(cfg, data)
+        bare += bare_fit(prepare(cfg, data).model, encoded, args.epochs)[1:]
+        model = prepare(cfg, data).model
         dev_seconds: list[float] = []
-        real_tag = built.model.tag
+        real_tag = model.tag
 
         def timed_tag(*a, **k):
             start = time.perf_counter()
@@ -107,13 +106,16 @@ def main() -> None:
             dev_seconds.append(time.perf_counter() - start)
             return out
 
-        built.model.tag = timed_tag
+        model.tag = timed_tag
         timer = EpochTimes()
-        with mlflow.start_run():
+        with tracking.training_run(cfg.tracking, {"script": "bench_overhead"}):
             start = time.perf_counter()
-            pipeline.fit_model(cfg, data, built, epochs=args.epochs, patience=100, callbacks=[timer])
+            callbacks = [*training_callbacks(model, data, cfg.trainer, cfg.optimizer.lr, 0.0),
+                         tracking.EpochMetrics(model.task.monitor), timer]
+            fit(model, training_batches(model, data, cfg.trainer.batch_size, cfg.seed, 0.0),
+                FitOptions(args.epochs, model.task.monitor, patience=100), callbacks)
             total = time.perf_counter() - start
-        # the timer runs after DevScore: its epoch includes the dev scoring
+        # the timer runs after the dev score: its epoch includes the dev scoring
         setup.append(total - sum(timer.seconds))
         seqlab += timer.seconds[1:]
         seqlab_train += [e - d for e, d in zip(timer.seconds[1:], dev_seconds[1:])]

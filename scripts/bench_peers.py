@@ -53,7 +53,7 @@ def measured(cmd: list[str], cwd: Path, env: dict, log: Path) -> tuple[str, floa
 
 def write_bioes(corpus_overrides: list[str], work: Path, limit: int | None = None) -> dict[str, int]:
     """The corpus as BIOES `token tag` files in `work`; sentence counts per split."""
-    from seqlab.compose import compose
+    from seqlab.config import compose
     from seqlab.data import load_corpus
     from seqlab.data.schemes import iob2_to_bioes
 
@@ -118,7 +118,7 @@ def run_ncrfpp(ncrfpp: Path, work: Path, epochs: int, batch: int, env: dict, rou
 
 
 def run_seqlab(work: Path, epochs: int, batch: int, threads: int, env: dict, round_: int, counts: dict) -> dict:
-    from mlflow.tracking import MlflowClient
+    from seqlab import tracking
 
     store = work / f"seqlab_round{round_}"
     cmd = [sys.executable, "-m", "experiments.run", "+experiment=ncrfpp_demo", "data=conll", "data.name=peers",
@@ -128,7 +128,7 @@ def run_seqlab(work: Path, epochs: int, batch: int, threads: int, env: dict, rou
            f"tracking.artifact_location={store}/mlruns", "tracking.log_model=false", "tracking.system_metrics=false",
            f"hydra.run.dir={store}/hydra"]
     _, rss, cpu = measured(cmd, REPO, env, work / f"seqlab_round{round_}.log")
-    client = MlflowClient(f"sqlite:///{store}/mlflow.db")
+    client = tracking.client(f"sqlite:///{store}/mlflow.db")
     run = client.search_runs([e.experiment_id for e in client.search_experiments()], order_by=["start_time DESC"])[0]
 
     def history(key):
@@ -143,7 +143,7 @@ def run_seqlab(work: Path, epochs: int, batch: int, threads: int, env: dict, rou
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ncrfpp", required=True, help="a checkout of https://github.com/jiesutd/NCRFpp")
+    parser.add_argument("--ncrfpp", help="a checkout of https://github.com/jiesutd/NCRFpp")
     parser.add_argument("--data-root", default=str(REPO.parent / "shared" / "data"), help="holds conll2003/")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch", type=int, default=10, help="training and decoding batch size, both tools")
@@ -151,14 +151,22 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--limit", type=int, default=None, help="first N sentences of each split (a smoke test)")
     parser.add_argument("--work", default=None, help="a folder for the converted data, logs and stores")
+    parser.add_argument("--smoke", action="store_true", help="seqlab's side only, 40 sentences, 1 epoch: does it still run?")
     args = parser.parse_args()
-    ncrfpp = Path(args.ncrfpp).resolve()
-    if not (ncrfpp / "main.py").exists():
+    if args.smoke:
+        args.limit, args.epochs, args.rounds = 40, 1, 1
+        if not (Path(args.data_root) / "conll2003" / "train.txt").exists():
+            raise SystemExit(f"error: --data-root {args.data_root} holds no conll2003/train.txt")
+    elif not args.ncrfpp:
+        parser.error("--ncrfpp DIR is required (or --smoke)")
+    ncrfpp = Path(args.ncrfpp).resolve() if args.ncrfpp else None
+    if ncrfpp is not None and not (ncrfpp / "main.py").exists():
         raise SystemExit(f"error: --ncrfpp {ncrfpp}: no main.py there; clone https://github.com/jiesutd/NCRFpp")
     work = Path(args.work or tempfile.mkdtemp(prefix="bench_peers_")).resolve()
     work.mkdir(parents=True, exist_ok=True)
     counts = write_bioes(["data=conll2003", f"data.root={args.data_root}"], work, args.limit)
-    commit = subprocess.run(["git", "-C", str(ncrfpp), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(["git", "-C", str(ncrfpp), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip() if ncrfpp else ""
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads),
            "OMP_WAIT_POLICY": "PASSIVE", "TF_CPP_MIN_LOG_LEVEL": "2"}
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; NCRF++ {commit or '(not a git checkout)'}; "
@@ -166,10 +174,14 @@ def main() -> None:
           f"batch {args.batch}, {args.threads} threads each; work folder {work}", flush=True)
     results = {"NCRF++": [], "seqlab": []}
     for r in range(1, args.rounds + 1):
-        results["NCRF++"].append(run_ncrfpp(ncrfpp, work, args.epochs, args.batch, env, r))
-        print(f"round {r}: NCRF++ done: dev F1 {results['NCRF++'][-1]['dev_f1']}", flush=True)
+        if ncrfpp is not None:
+            results["NCRF++"].append(run_ncrfpp(ncrfpp, work, args.epochs, args.batch, env, r))
+            print(f"round {r}: NCRF++ done: dev F1 {results['NCRF++'][-1]['dev_f1']}", flush=True)
         results["seqlab"].append(run_seqlab(work, args.epochs, args.batch, args.threads, env, r, counts))
         print(f"round {r}: seqlab done: dev F1 {[round(f, 4) for f in results['seqlab'][-1]['dev_f1']]}", flush=True)
+
+    if ncrfpp is None:
+        return  # the smoke run: seqlab's side ran and was read back
 
     def med(tool, key, index=None):
         values = [(run[key][index] if index is not None else statistics.median(run[key]) if isinstance(run[key], list)

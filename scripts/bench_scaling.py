@@ -3,6 +3,7 @@
     python scripts/bench_scaling.py run-profile               # what one seqlab run writes to the store
     python scripts/bench_scaling.py store-load                # runs/s that SQLite and PostgreSQL absorb
     python scripts/bench_scaling.py oracle-calls              # keras-tuner oracle calls per trial
+    python scripts/bench_scaling.py --smoke                   # oracle-growth and oracle-calls, tiny: does it still run?
 
 run-profile: one real training run (the default data, 5 epochs, CNN-CRF) in this process against an
 `mlflow server` on SQLite, counting every REST call the client makes (by endpoint) and the rows it leaves
@@ -225,7 +226,7 @@ def oracle_calls(args) -> None:
     cfg = compose(overrides)
     import keras_tuner as kt
 
-    from seqlab import tuning
+    from seqlab.jobs import search as tuning
 
     counts: collections.Counter = collections.Counter()
     seconds: collections.Counter = collections.Counter()
@@ -304,6 +305,10 @@ def oracle_growth(args) -> None:
 
 
 def main() -> None:
+    if sys.argv[1:] == ["--smoke"]:  # does it still run? The two measurements that need no server
+        oracle_growth(argparse.Namespace(at=[3]))
+        oracle_calls(argparse.Namespace(trials=1, epochs=1))
+        return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="what", required=True)
     p = sub.add_parser("run-profile")

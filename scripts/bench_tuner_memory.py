@@ -15,28 +15,30 @@ import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from mlflow.tracking import MlflowClient  # noqa: E402
-
-from seqlab.compose import compose  # noqa: E402
-from seqlab.tuning import search  # noqa: E402
+from seqlab import tracking  # noqa: E402
+from seqlab.config import compose  # noqa: E402
+from seqlab.jobs.search import search  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--limit", type=int, default=400, help="sentences per split")
+    parser.add_argument("--smoke", action="store_true", help="2 trials of 1 epoch on 40 sentences: does it still run?")
     args = parser.parse_args()
+    epochs = 2
+    if args.smoke:
+        args.trials, args.limit, epochs = 2, 40, 1
     tmp = tempfile.mkdtemp(prefix="seqlab-rss-")
     overrides = [
         "+encoder=bilstm", "+tuner=random", "tuner_space@tuner.space=smoke", f"tuner.max_trials={args.trials}",
-        "tuner.epochs=2", "data.limit=400", "tracking.log_model=false",
+        f"tuner.epochs={epochs}", f"data.limit={args.limit}", "tracking.log_model=false", "tracking.system_metrics=false",
         f"tracking.uri=sqlite:///{tmp}/mlflow.db", f"tracking.artifact_location={tmp}/mlruns",
         f"tuner.directory={tmp}/tuner",
     ]
     cfg = compose(overrides)
     parent = search(cfg, f"{tmp}/tuner", overrides)["run_id"]
-    client = MlflowClient(cfg.tracking.uri)
-    exp = client.get_run(parent).info.experiment_id
-    trials = [r for r in client.search_runs([exp]) if r.data.tags.get("mlflow.parentRunId") == parent]
+    trials = tracking.child_runs(cfg.tracking.uri, parent)
     trials.sort(key=lambda r: int(r.data.tags["trial_id"]))
     rss = [r.data.metrics["rss_mb"] for r in trials]
     print(f"| trial | {' | '.join(r.data.tags['trial_id'] for r in trials)} |")

@@ -6,7 +6,8 @@
 #                                                         # (default: ../shared/data beside the clone)
 # Interrupted (Ctrl-C, a closed laptop, a killed job)? Run the same command again: it resumes from
 # the last finished epoch in checkpoints/conll2003_no_vectors, in the same MLflow run.
-# Extra Hydra overrides go after the data root, e.g. trainer.max_minutes=120.
+# Extra Hydra overrides go after the data root, e.g. trainer.max_minutes=120; CHECKPOINT=DIR moves the
+# checkpoint folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="${1:-$(cd .. && pwd)/shared/data}"
@@ -16,4 +17,4 @@ if [ ! -f "$root/conll2003/train.txt" ]; then
   exit 2
 fi
 exec python -m experiments.run +experiment=conll2003_no_vectors "data.root=$root" \
-  trainer.checkpoint=checkpoints/conll2003_no_vectors trainer.resume=true "$@"
+  "trainer.checkpoint=${CHECKPOINT:-checkpoints/conll2003_no_vectors}" trainer.resume=true "$@"

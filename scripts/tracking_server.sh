@@ -4,7 +4,7 @@
 # tracking.uri=http://HOST:PORT (no shared filesystem: artifacts go through the server).
 #
 #   pip install -e '.[server]'                          # psycopg2, MLflow's PostgreSQL driver
-#   scripts/tracking_server.sh start [DIR]              # DIR (default ./tracking-server): pgdata/, artifacts/, logs, pids
+#   scripts/tracking_server.sh start [DIR]              # DIR (default ./tracking-server): pgdata/, artifacts/, logs
 #   python -m experiments.run +encoder=bilstm tracking.uri=http://127.0.0.1:5000
 #   scripts/tracking_server.sh status [DIR]
 #   scripts/tracking_server.sh stop [DIR]
@@ -13,12 +13,21 @@
 #   HOST=127.0.0.1   where mlflow server listens (0.0.0.0 to serve other machines; PostgreSQL stays on loopback)
 #   PORT=5000        mlflow server's port
 #   PG_PORT=5433     the local PostgreSQL's port
-#   BACKEND_URI=...  use an existing database instead of starting one, e.g. postgresql://user:pass@db:5432/mlflow
+#   BACKEND_URI=...  use an existing database instead of starting one, e.g. postgresql+psycopg2://user:pass@db:5432/mlflow
+#                    (handed to mlflow server through its environment, never its command line; printed masked)
 #   ARTIFACTS=...    where the server stores artifacts: a folder (default DIR/artifacts) or s3://bucket/prefix
 #                    (with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / MLFLOW_S3_ENDPOINT_URL for MinIO and others)
 #   WORKERS=2        mlflow server's worker processes
-# PostgreSQL refuses to run as root: as root, the script runs it as the `postgres` user.
+#
+# Who gets in: PostgreSQL asks every connection for a password (scram-sha-256, on its socket and on
+# 127.0.0.1 alike). Two roles: `seqlab_admin`, the superuser, used by this script only, and `mlflow`,
+# which owns the `mlflow` database and is no superuser. Their generated passwords live in DIR/secrets/
+# (mode 0600, readable by their owner alone) and reach libpq through PGPASSFILE: they never appear on a
+# command line (ps), in the environment of another user, in the output or in a log. The socket folder
+# DIR/pg is closed to other users. PostgreSQL refuses to run as root: as root, the script runs it as
+# the `postgres` user. A start that fails stops everything it started.
 set -euo pipefail
+umask 077
 
 command=${1:-}
 dir=$(realpath -m "${2:-tracking-server}")
@@ -27,7 +36,10 @@ port=${PORT:-5000}
 pg_port=${PG_PORT:-5433}
 artifacts=${ARTIFACTS:-$dir/artifacts}
 workers=${WORKERS:-2}
+secrets=$dir/secrets
 
+started_pg=""
+started_mlflow=""
 die() { echo "tracking_server: $*" >&2; exit 1; }
 
 pg_bin() {
@@ -37,29 +49,86 @@ pg_bin() {
   echo "$bin"
 }
 
-as_pg() {  # run a PostgreSQL command as its owner (root may not run it)
-  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+pg_owner() {  # who runs PostgreSQL: `postgres` when we are root, else ourselves
+  if [ "$(id -u)" = 0 ]; then echo postgres; else id -un; fi
 }
 
-start_postgres() {
+as_pg() {  # run a PostgreSQL command as its owner (root may not run it), with the admin's password file
+  if [ "$(id -u)" = 0 ]; then
+    runuser -u postgres -- env PGPASSFILE="$secrets/admin.pgpass" "$@"
+  else
+    env PGPASSFILE="$secrets/admin.pgpass" "$@"
+  fi
+}
+
+mask() {  # a database URI with its password replaced by ***
+  sed -E 's#(://[^:/@]+):[^@]*@#\1:***@#' <<<"$1"
+}
+
+new_password() {
+  python -c "import secrets; print(secrets.token_urlsafe(24))"
+}
+
+write_secrets() {  # once per DIR: the two roles' passwords, in files only their user can read
+  mkdir -p "$secrets"
+  chmod 700 "$secrets"
+  [ -f "$secrets/admin.pw" ] && return 0
+  local admin mlflow owner
+  admin=$(new_password)
+  mlflow=$(new_password)
+  owner=$(pg_owner)
+  printf '%s\n' "$admin" >"$secrets/admin.pw"
+  printf '127.0.0.1:%s:*:seqlab_admin:%s\n*:%s:*:seqlab_admin:%s\n' "$pg_port" "$admin" "$pg_port" "$admin" >"$secrets/admin.pgpass"
+  printf '127.0.0.1:%s:mlflow:mlflow:%s\n' "$pg_port" "$mlflow" >"$secrets/mlflow.pgpass"
+  printf '%s\n' "$mlflow" >"$secrets/mlflow.pw"
+  chmod 600 "$secrets"/*
+  if [ "$(id -u)" = 0 ]; then  # PostgreSQL's owner reads the admin's files; the mlflow files stay root's
+    chown "$owner" "$secrets" "$secrets/admin.pw" "$secrets/admin.pgpass"
+    chmod 711 "$secrets"  # root (mlflow server) reaches its own file by name; nobody can list the folder
+  fi
+}
+
+start_postgres() {  # sets `backend` (no password in it: libpq reads it from PGPASSFILE)
   local bin
   bin=$(pg_bin)
-  mkdir -p "$dir/pgdata" "$dir/pg"  # pg/: PostgreSQL's socket and log, writable by its owner
+  write_secrets
+  mkdir -p "$dir/pgdata" "$dir/pg"  # pg/: PostgreSQL's socket and log, open to its owner alone
+  chmod 700 "$dir/pgdata" "$dir/pg"
   if [ "$(id -u)" = 0 ]; then chown postgres "$dir/pgdata" "$dir/pg"; fi
   if [ ! -f "$dir/pgdata/PG_VERSION" ]; then
-    as_pg "$bin/initdb" -D "$dir/pgdata" -U seqlab -A trust --no-instructions >"$dir/pg/initdb.log" 2>&1 \
-      || die "initdb failed: see $dir/pg/initdb.log"
+    as_pg "$bin/initdb" -D "$dir/pgdata" -U seqlab_admin --pwfile="$secrets/admin.pw" -A scram-sha-256 \
+      --no-instructions >"$dir/pg/initdb.log" 2>&1 || die "initdb failed: see $dir/pg/initdb.log"
   fi
   if ! as_pg "$bin/pg_ctl" -D "$dir/pgdata" status >/dev/null 2>&1; then
     as_pg "$bin/pg_ctl" -D "$dir/pgdata" -l "$dir/pg/postgres.log" -w \
-      -o "-p $pg_port -k $dir/pg -c listen_addresses=127.0.0.1" start >/dev/null \
+      -o "-p $pg_port -k $dir/pg -c listen_addresses=127.0.0.1 -c unix_socket_permissions=0700" start >/dev/null \
       || die "PostgreSQL did not start: see $dir/pg/postgres.log"
+    started_pg=1
   fi
-  if ! as_pg "$bin/psql" -h 127.0.0.1 -p "$pg_port" -U seqlab -d postgres -tAc \
-       "SELECT 1 FROM pg_database WHERE datname = 'mlflow'" | grep -q 1; then
-    as_pg "$bin/createdb" -h 127.0.0.1 -p "$pg_port" -U seqlab mlflow
+  local psql=("$bin/psql" -h 127.0.0.1 -p "$pg_port" -U seqlab_admin -d postgres -v ON_ERROR_STOP=1 -qtA)
+  if ! as_pg "${psql[@]}" -c "SELECT 1 FROM pg_roles WHERE rolname = 'mlflow'" | grep -q 1; then
+    # The password goes in on standard input: never on a command line.
+    as_pg "${psql[@]}" -f - >/dev/null <<SQL
+CREATE ROLE mlflow LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '$(cat "$secrets/mlflow.pw")';
+SQL
   fi
-  echo "postgresql+psycopg2://seqlab@127.0.0.1:$pg_port/mlflow"
+  if ! as_pg "${psql[@]}" -c "SELECT 1 FROM pg_database WHERE datname = 'mlflow'" | grep -q 1; then
+    as_pg "${psql[@]}" -c "CREATE DATABASE mlflow OWNER mlflow" >/dev/null
+    as_pg "${psql[@]}" -c "REVOKE ALL ON DATABASE mlflow FROM PUBLIC" >/dev/null
+  fi
+  backend="postgresql+psycopg2://mlflow@127.0.0.1:$pg_port/mlflow"
+}
+
+stop_started() {  # after a failed start: stop what this start began, nothing else
+  if [ -n "$started_mlflow" ]; then
+    kill "$started_mlflow" 2>/dev/null || true
+    for _ in $(seq 20); do kill -0 "$started_mlflow" 2>/dev/null || break; sleep 0.5; done
+    kill -9 "$started_mlflow" 2>/dev/null || true
+    rm -f "$dir/mlflow.pid"
+  fi
+  if [ -n "$started_pg" ]; then
+    as_pg "$(pg_bin)/pg_ctl" -D "$dir/pgdata" -m fast stop >/dev/null 2>&1 || true
+  fi
 }
 
 start() {
@@ -68,21 +137,30 @@ start() {
   if [ -f "$dir/mlflow.pid" ] && kill -0 "$(cat "$dir/mlflow.pid")" 2>/dev/null; then
     die "already running (pid $(cat "$dir/mlflow.pid")): scripts/tracking_server.sh stop $dir"
   fi
-  local backend=${BACKEND_URI:-}
-  [ -n "$backend" ] || backend=$(start_postgres)
+  trap 'stop_started' EXIT
+  backend=${BACKEND_URI:-}
+  local pgpass=""
+  if [ -z "$backend" ]; then
+    start_postgres
+    pgpass=$secrets/mlflow.pgpass
+  fi
   [[ "$artifacts" == *://* ]] || mkdir -p "$artifacts"
-  MLFLOW_DISABLE_TELEMETRY=${MLFLOW_DISABLE_TELEMETRY:-true} nohup python -m mlflow server --backend-store-uri "$backend" --serve-artifacts \
+  # The backend URI (a password, if the user's has one) goes through the environment, not the command line.
+  MLFLOW_BACKEND_STORE_URI="$backend" PGPASSFILE="${pgpass:-${PGPASSFILE:-}}" \
+    MLFLOW_DISABLE_TELEMETRY=${MLFLOW_DISABLE_TELEMETRY:-true} nohup python -m mlflow server --serve-artifacts \
     --artifacts-destination "$artifacts" --host "$host" --port "$port" --workers "$workers" \
     >"$dir/mlflow.log" 2>&1 &
-  echo $! >"$dir/mlflow.pid"
+  started_mlflow=$!
+  echo "$started_mlflow" >"$dir/mlflow.pid"
   for _ in $(seq 120); do
     if python -c "import urllib.request, sys; urllib.request.urlopen(sys.argv[1], timeout=2)" \
          "http://127.0.0.1:$port/health" 2>/dev/null; then
-      echo "tracking server: http://$host:$port (backend ${backend%%@*}@..., artifacts $artifacts); logs in $dir"
+      trap - EXIT
+      echo "tracking server: http://$host:$port (backend $(mask "$backend"), artifacts $artifacts); logs in $dir"
       echo "clients: tracking.uri=http://$host:$port"
       return 0
     fi
-    kill -0 "$(cat "$dir/mlflow.pid")" 2>/dev/null || die "mlflow server exited: see $dir/mlflow.log"
+    kill -0 "$started_mlflow" 2>/dev/null || die "mlflow server exited: see $dir/mlflow.log"
     sleep 0.5
   done
   die "mlflow server did not answer within 60 s: see $dir/mlflow.log"

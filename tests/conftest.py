@@ -1,9 +1,10 @@
 import os
+import subprocess
 import sys
 
 import pytest
 
-from seqlab.compose import compose
+from seqlab.config import compose
 from seqlab.testing import REPO, postgres_missing, tiny_overrides, tracking_server
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -28,10 +29,29 @@ def postgres_tracking():
         yield server
 
 
-LONGEST = ("test_the_crf_suite_and_the_guide_pass_on",)  # a whole test file in a child process, per backend
+@pytest.fixture
+def tmpfs(tmp_path):
+    """Mount small tmpfs file systems (root only); skip where mounting is not allowed."""
+    mounted = []
+
+    def mount(name, size="8m"):
+        where = tmp_path / name
+        where.mkdir()
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here ({proc.stderr.strip()}): a full or read-only disk cannot be made")
+        mounted.append(where)
+        return where
+
+    yield mount
+    for where in reversed(mounted):
+        subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+LONGEST = ("test_the_crf_suite_and_the_guide_pass_on", "test_a_run_on_another_backend_logs_the_same_contract")
 
 
 def pytest_collection_modifyitems(config, items):
     """The longest single tests first (pytest-xdist already sends its largest unit, the tracking-server
     group, first), so that the workers finish together instead of one waiting on a long test started last."""
-    items.sort(key=lambda item: item.originalname not in LONGEST)  # stable: the rest keeps its order
+    items.sort(key=lambda item: not item.originalname.startswith(LONGEST))  # stable: the rest keeps its order

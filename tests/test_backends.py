@@ -17,6 +17,8 @@ from seqlab.testing import REPO, compose, tiny_overrides
 
 OTHER_BACKENDS = ["jax", "torch"]
 
+pytestmark = [pytest.mark.slow, pytest.mark.backends]
+
 
 def on_backend(backend: str, args: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
     pytest.importorskip(backend)
@@ -57,10 +59,10 @@ def test_a_run_on_another_backend_logs_the_same_contract_and_its_model_loads_her
 
 
 def test_a_tagger_saved_on_tensorflow_loads_and_predicts_the_same_on_jax_and_torch(tmp_path):
-    from seqlab.pipeline import build, prepare_data
+    from seqlab.jobs.pipeline import prepare, prepare_data
 
     cfg = compose(tiny_overrides(tmp_path, "+encoder=cnn", "words.chars=lstm", "words.casing=true"))
-    model = build(cfg, prepare_data(cfg)).model
+    model = prepare(cfg).model
     sentences = [["EU", "rejects", "German", "call"], ["Paris"], [], ["@user", "lol", "#tbt", "in", "New", "York", "!"]]
     inputs = model.task.encode_tokens([s for s in sentences if s])
     emissions = np.asarray(model(inputs))

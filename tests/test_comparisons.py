@@ -9,7 +9,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from seqlab.testing import REPO, compose, tiny_overrides
-from seqlab import stats
+from seqlab.compare import stats
 
 
 # ---------------------------------------------------------------- the split does not move with the seed
@@ -74,6 +74,7 @@ def test_invalid_transition_rate_counts_forbidden_bigrams_with_start_and_end():
 
 
 # ---------------------------------------------------------------- a sweep is one unit, with a leaderboard
+@pytest.mark.slow
 def test_multirun_is_one_parent_with_a_leaderboard_that_compare_reproduces(tmp_path):
     overrides = tiny_overrides(tmp_path, "words.chars=none", "data.limit=120")
     proc = subprocess.run(
@@ -129,21 +130,11 @@ def test_multirun_is_one_parent_with_a_leaderboard_that_compare_reproduces(tmp_p
     assert again.returncode == 0, again.stderr[-2000:]
     assert (tmp_path / "again" / "leaderboard.md").read_text() == text
     assert (tmp_path / "again" / "leaderboard.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    from seqlab.compare_cli import main
+    from seqlab.compare.cli import main
 
     assert main(["--uri", f"sqlite:///{tmp_path}/mlflow.db", "--sweep", f"{tmp_path}/multirun", "--by", "head",
                  "--resamples", "500", "--no-log", "--out", str(tmp_path / "by_tag")]) == 0  # found by its sweep tag
     assert (tmp_path / "by_tag" / "leaderboard.md").read_text() == text
-
-
-def test_a_multirun_stopped_by_a_user_error_ends_its_parent_failed(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "experiments.run", "-m", "head=softmax,crf",  # no +encoder=
-                           f"tracking.uri=sqlite:///{tmp_path}/m.db", f"tracking.artifact_location={tmp_path}/mlruns",
-                           f"hydra.sweep.dir={tmp_path}/multirun"], cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 2 and "error: no encoder chosen" in proc.stderr
-    client = MlflowClient(f"sqlite:///{tmp_path}/m.db")
-    runs = client.search_runs([client.get_experiment_by_name("seqlab").experiment_id])
-    assert [(r.data.tags["seqlab.sweep"], r.info.status) for r in runs] == [("parent", "FAILED")]  # never left RUNNING
 
 
 def _fake_runs(uri, groups: dict[str, list[float]], digests=None):
@@ -163,12 +154,27 @@ def _fake_runs(uri, groups: dict[str, list[float]], digests=None):
     return client
 
 
-def compare_cli(uri, *args):
-    return subprocess.run([sys.executable, "-m", "experiments.compare", "--uri", uri, *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+class Answer:
+    """What `python -m experiments.compare` prints and returns, run in this process (seqlab.compare.cli.main)."""
+
+    def __init__(self, returncode, stdout, stderr):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
 
 
-def test_compare_refuses_small_groups_and_different_test_sets_in_one_line(tmp_path):
+@pytest.fixture
+def compare_cli(capsys):
+    from seqlab.compare.cli import main
+
+    def run(uri, *args):
+        capsys.readouterr()
+        code = main(["--uri", uri, *args])
+        out = capsys.readouterr()
+        return Answer(code, out.out, out.err)
+
+    return run
+
+
+def test_compare_refuses_small_groups_and_different_test_sets_in_one_line(tmp_path, compare_cli):
     uri = f"sqlite:///{tmp_path}/a.db"
     _fake_runs(uri, {"crf": [0.5, 0.52], "softmax": [0.4]})
     proc = compare_cli(uri, "--by", "head")
@@ -182,7 +188,7 @@ def test_compare_refuses_small_groups_and_different_test_sets_in_one_line(tmp_pa
         "error: cannot compare: the runs were tested on 2 different test sets (digests aaaaaaaaaaaa, bbbbbbbbbbbb)")
 
 
-def test_compare_of_an_experiment_logs_a_comparison_run(tmp_path):
+def test_compare_of_an_experiment_logs_a_comparison_run(tmp_path, compare_cli):
     uri = f"sqlite:///{tmp_path}/c.db"
     client = _fake_runs(uri, {"crf": [0.70, 0.71, 0.72, 0.70], "softmax": [0.60, 0.61, 0.59, 0.60]})
     proc = compare_cli(uri, "--by", "head", "--experiment", "seqlab")
@@ -198,7 +204,8 @@ def test_compare_of_an_experiment_logs_a_comparison_run(tmp_path):
 
 def test_a_job_on_a_machine_without_the_sweep_folder_finds_its_parent_in_the_tracking_store(tmp_path, monkeypatch):
     """Hydra's Ray launcher on a cluster: the job's machine lacks <sweep dir>/mlflow_sweep.json."""
-    from seqlab import sweep, tracking
+    from seqlab import tracking
+    from seqlab.jobs import sweep
 
     uri = f"sqlite:///{tmp_path}/m.db"
     experiment_id = tracking.use_experiment(uri, "seqlab")

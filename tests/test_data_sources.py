@@ -88,6 +88,7 @@ def test_hf_dataset_from_disk_with_class_labels_or_strings(tmp_path, class_label
     assert len(corpus.dev) == 1 and len(corpus.train) == 11  # no validation split: taken from train
 
 
+@pytest.mark.slow
 def test_hf_hub_unreachable_is_one_clear_line(tmp_path):
     env = {**__import__("os").environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
     proc = subprocess.run(
@@ -101,6 +102,7 @@ def test_hf_hub_unreachable_is_one_clear_line(tmp_path):
     assert "data=conll" in lines[-1] and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "train, expected",
     [
@@ -130,8 +132,9 @@ def test_iob2_violation_when_declared(tmp_path):
         load_corpus(cfg.data, seed=0)
 
 
+@pytest.mark.slow
 def test_label_only_in_test_warns_and_counts_as_missed(tmp_path, caplog):
-    from seqlab.pipeline import train
+    from seqlab.jobs.pipeline import train
 
     cfg = conll_cfg(tmp_path, "data.dev_fraction=0.2", "trainer.epochs=1", "tracking.log_model=false",
                     f"tracking.uri=sqlite:///{tmp_path}/mlflow.db", f"tracking.artifact_location={tmp_path}/mlruns")

@@ -3,8 +3,8 @@
 import numpy as np
 
 from seqlab.crf.constraints import allowed_transitions
-from seqlab.figures import (plot_crf_transitions, plot_f1_by_type, plot_predicted_transitions, plot_trial_curves,
-                             tag_bigram_counts)
+from seqlab.evaluation.figures import plot_f1_by_type, plot_trial_curves
+from seqlab.model.transition_figures import plot_crf_transitions, plot_predicted_transitions, tag_bigram_counts
 
 LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from seqlab import memory
+from seqlab.runtime import memory
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="madvise(MADV_PAGEOUT), mallopt: Linux")
 

@@ -70,18 +70,3 @@ def test_tagger_trains_saves_and_reloads_with_identical_predictions(tmp_path, he
     np.testing.assert_array_equal(model.predict_on_batch(x), again.predict_on_batch(x))
     np.testing.assert_allclose(ops.convert_to_numpy(model(x)), ops.convert_to_numpy(again(x)), atol=1e-6)
     assert (model.predict_on_batch(x)[1, 2:] == -1).all()
-
-
-def test_the_crf_can_be_the_first_thing_a_program_imports():
-    """`from seqlab.crf import CRF` before Keras: Keras' import registers seqlab's classes, whose heads need
-    that very CRF (it used to fail with a circular ImportError); every class is registered once it is done."""
-    import subprocess
-    import sys
-
-    code = ("from seqlab.crf import CRF\nimport keras\n"
-            "from keras.saving import get_registered_object as registered\n"
-            "assert registered('seqlab>CRF') is CRF and registered('seqlab>Tagger') is not None\n"
-            "print(CRF(3).num_tags)\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.strip().splitlines()[-1] == "3"

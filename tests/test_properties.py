@@ -110,16 +110,16 @@ ENCODERS = {
 PAIRS = [("bilstm", "crf"), ("bigru", "softmax"), ("cnn", "crf"), ("cnn", "softmax"), ("idcnn", "crf")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("encoder, head", PAIRS)
 def test_train_step_predict_pyfunc_and_score_never_crash(tmp_path_factory, encoder, head):
     def check(data, train_scheme):
         import mlflow.pyfunc
 
-        from seqlab.data.corpus import Sentence
         from seqlab.evaluation import entity_scores
-        from seqlab.pipeline import build, prepare_data, reset
-        from seqlab.pyfunc_model import save_tagger
-        from seqlab.training import BucketedBatches, fit
+        from seqlab.jobs.pipeline import prepare
+        from seqlab.tracking import save_tagger
+        from seqlab.training import BucketedBatches, DevScore, FitOptions, fit
 
         splits, scheme = data
         folder = tmp_path_factory.mktemp("corpus")
@@ -128,12 +128,10 @@ def test_train_step_predict_pyfunc_and_score_never_crash(tmp_path_factory, encod
                        f"data.train_scheme={train_scheme}", *(f"data.{k}={v}" for k, v in files.items()),
                        "words.dim=4", "words.char_dim=4", "words.char_filters=2", "trainer.batch_size=4",
                        *ENCODERS[encoder]])
-        reset(cfg.seed)
-        data_ = prepare_data(cfg)
-        built = build(cfg, data_)
-        task = built.task
-        train = [Sentence(s.tokens, tuple(task.to_training(s.tags))) for s in data_.train]
-        fit(built.model, BucketedBatches(train, task, 4, cfg.seed), 1, lambda: 0.0, task.monitor, patience=1)
+        built = prepare(cfg)
+        data_, task = built.data, built.task
+        fit(built.model, BucketedBatches(data_.train, task, 4, cfg.seed), FitOptions(1, task.monitor, 1),
+            [DevScore(lambda: {task.monitor: 0.0})])
         tokens = [list(s.tokens) for s in data_.corpus.test]
         predicted = built.model.tag(tokens, 8)
         assert [len(p) for p in predicted] == [len(t) for t in tokens]

@@ -13,20 +13,9 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from seqlab.testing import REPO, compose, free_port, tiny_overrides
 from seqlab.config import check_config
 from seqlab.errors import ConfigError, DataError
-
-
-def run_cli(*args, timeout=120, **kwargs):
-    return subprocess.run([sys.executable, "-m", "experiments.run", *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=timeout, **kwargs)
-
-
-def one_error_line(proc) -> str:
-    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.startswith("error:")]
-    assert len(lines) == 1 and "Traceback" not in proc.stderr + proc.stdout, proc.stderr[-2000:]
-    return lines[0]
+from seqlab.testing import REPO, compose, free_port, one_error_line, run_cli, runs_of, tiny_overrides, write_conll
 
 
 # ---------------------------------------------------------------- config values, before TensorFlow loads
@@ -46,6 +35,8 @@ def one_error_line(proc) -> str:
         (["+encoder=bilstm", "+foo=1"], "config key foo does not exist"),
         (["+encoder=cnn", "+encoder.units=64"], "config key encoder.units does not exist"),
         (["+encoder=bilstm", "+optimizer.learning_rate=0.1"], "did you mean optimizer.lr"),
+        (["+encoder=bilstm", "optimizer.lr=inf"], "optimizer.lr=inf is invalid: expected a finite number"),
+        (["+encoder=bilstm", "optimizer.clipnorm=nan"], "optimizer.clipnorm=nan is invalid: expected a finite number"),
     ],
 )
 def test_bad_config_values_are_refused_with_the_key(overrides, message):
@@ -59,6 +50,7 @@ def test_documented_plus_groups_stay_allowed():
         check_config(compose(overrides))
 
 
+@pytest.mark.slow
 def test_plus_typo_on_the_command_line_is_one_line_and_exit_2(tmp_path):
     proc = run_cli("+encoder=bilstm", "+trainer.epoch=3", f"tracking.uri=sqlite:///{tmp_path}/m.db")
     assert proc.returncode == 2
@@ -68,6 +60,7 @@ def test_plus_typo_on_the_command_line_is_one_line_and_exit_2(tmp_path):
 
 
 # ---------------------------------------------------------------- the tracking store
+@pytest.mark.slow
 def test_unreachable_server_is_one_line_within_15_seconds(tmp_path):
     port = free_port()  # nothing listens there
     started = time.monotonic()
@@ -76,6 +69,7 @@ def test_unreachable_server_is_one_line_within_15_seconds(tmp_path):
     assert one_error_line(proc).startswith(f"error: cannot reach the tracking server http://127.0.0.1:{port}: ")
 
 
+@pytest.mark.slow
 def test_silent_server_is_one_line_within_15_seconds():
     """A server that accepts connections and never answers (a hung proxy)."""
     listener = socket.socket()
@@ -91,25 +85,7 @@ def test_silent_server_is_one_line_within_15_seconds():
         listener.close()
 
 
-@pytest.fixture
-def tmpfs(tmp_path):
-    """Mount small tmpfs file systems (root only); skip where mounting is not allowed."""
-    mounted = []
-
-    def mount(name, size="8m"):
-        where = tmp_path / name
-        where.mkdir()
-        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True, text=True)
-        if proc.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here ({proc.stderr.strip()}): a full or read-only disk cannot be made")
-        mounted.append(where)
-        return where
-
-    yield mount
-    for where in reversed(mounted):
-        subprocess.run(["umount", "-l", str(where)], capture_output=True)
-
-
+@pytest.mark.slow
 def test_store_on_a_full_disk_is_one_line_naming_it(tmpfs):
     disk = tmpfs("full", size="512k")
     fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)
@@ -127,6 +103,7 @@ def test_store_on_a_full_disk_is_one_line_naming_it(tmpfs):
     assert sorted(p.name for p in disk.iterdir()) == ["filler"]  # nothing half-written
 
 
+@pytest.mark.slow
 def test_read_only_store_is_one_line_naming_it(tmpfs):
     disk = tmpfs("ro")
     uri = f"sqlite:///{disk}/mlflow.db"
@@ -153,6 +130,7 @@ CONCURRENT_RUN = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_four_processes_creating_one_new_sqlite_store_all_record_their_runs(tmp_path):
     uri = f"sqlite:///{tmp_path}/new/mlflow.db"
     barrier = tmp_path / "barrier"
@@ -168,39 +146,40 @@ def test_four_processes_creating_one_new_sqlite_store_all_record_their_runs(tmp_
 
 
 # ---------------------------------------------------------------- data: entity-free and too small
-def write(path: Path, sentences: list[list[tuple[str, str]]]) -> str:
-    path.write_text("".join("".join(f"{w} {t}\n" for w, t in s) + "\n" for s in sentences), encoding="utf-8")
-    return str(path)
-
-
 TRAIN = [[("EU", "B-ORG"), ("rejects", "O"), ("German", "B-MISC"), ("call", "O")],
          [("Peter", "B-PER"), ("Blackburn", "I-PER")], [("BRUSSELS", "B-LOC")], [("the", "O"), ("cat", "O")]] * 3
 NO_ENTITIES = [[("a", "O"), ("b", "O")], [("c", "O")], [("d", "O"), ("e", "O"), ("f", "O")]]
 
 
+@pytest.mark.slow
 def test_entity_free_dev_and_test_score_zero_with_a_warning_and_training_goes_on(tmp_path, caplog):
     from seqlab.evaluation import entity_scores
-    from seqlab.pipeline import train
+    from seqlab.jobs.pipeline import train
 
     scores = entity_scores([["O", "O"], ["O"]], [["O", "O"], ["O"]])
     assert scores["entity_f1"] == 0.0 and scores["per_type_f1"] == {} and "no entities" in scores["report"]
-    cfg = compose(tiny_overrides(tmp_path, "+encoder=bilstm", "data=conll", f"data.train={write(tmp_path / 'train.txt', TRAIN)}",
-                                 f"data.dev={write(tmp_path / 'dev.txt', NO_ENTITIES)}",
-                                 f"data.test={write(tmp_path / 'test.txt', NO_ENTITIES)}",
+    cfg = compose(tiny_overrides(tmp_path, "+encoder=bilstm", "data=conll", f"data.train={write_conll(tmp_path / 'train.txt', TRAIN)}",
+                                 f"data.dev={write_conll(tmp_path / 'dev.txt', NO_ENTITIES)}",
+                                 f"data.test={write_conll(tmp_path / 'test.txt', NO_ENTITIES)}",
                                  "trainer.epochs=3", "trainer.patience=2", "tracking.log_model=false"))
     with caplog.at_level("WARNING", logger="seqlab"):
         result = train(cfg)
     warnings = [r.getMessage() for r in caplog.records if "has no entities" in r.getMessage()]
-    assert warnings == ["the dev split has no entities: its entity F1 is 0, so early stopping keeps the first epoch",
-                        "the test split has no entities: its entity F1 is 0"]
+    assert warnings == ["the dev split has no entities: its entity F1 is 0 at every epoch, so early stopping follows "
+                        "the dev loss (val_loss)", "the test split has no entities: its entity F1 is 0"]
     run = MlflowClient(cfg.tracking.uri).get_run(result["run_id"])
     assert run.info.status == "FINISHED" and run.data.metrics["test_entity_f1"] == 0.0
     assert len(MlflowClient(cfg.tracking.uri).get_metric_history(result["run_id"], "val_entity_f1")) == 3
+    losses = [m.value for m in sorted(MlflowClient(cfg.tracking.uri).get_metric_history(result["run_id"], "val_loss"),
+                                      key=lambda m: m.step)]
+    assert run.data.metrics["best_epoch"] == 1 + losses.index(min(losses)) and run.data.metrics["best_epoch"] > 1
+    assert run.data.tags["best_epoch_chosen_by"] == "val_loss"
 
 
+@pytest.mark.slow
 def test_too_little_data_is_refused_before_training_saying_how_much_is_needed(tmp_path):
-    one = write(tmp_path / "one.txt", TRAIN[:1])
-    test = write(tmp_path / "test.txt", TRAIN[:2])
+    one = write_conll(tmp_path / "one.txt", TRAIN[:1])
+    test = write_conll(tmp_path / "test.txt", TRAIN[:2])
     proc = run_cli("+encoder=bilstm", "data=conll", f"data.train={one}", f"data.test={test}",
                    f"tracking.uri=sqlite:///{tmp_path}/m.db")
     assert proc.returncode == 2
@@ -210,10 +189,10 @@ def test_too_little_data_is_refused_before_training_saying_how_much_is_needed(tm
 
     from seqlab.data import load_corpus
 
-    five = write(tmp_path / "five.txt", TRAIN[:5])
+    five = write_conll(tmp_path / "five.txt", TRAIN[:5])
     with pytest.raises(DataError, match="at least 6 training sentences"):
         load_corpus(compose(["data=conll", f"data.train={five}", f"data.test={test}"]).data, 42)
-    six = write(tmp_path / "six.txt", TRAIN[:6])
+    six = write_conll(tmp_path / "six.txt", TRAIN[:6])
     corpus = load_corpus(compose(["data=conll", f"data.train={six}", f"data.test={test}"]).data, 42)
     assert (len(corpus.train), len(corpus.dev)) == (5, 1)
     blank = tmp_path / "blank.txt"
@@ -223,12 +202,6 @@ def test_too_little_data_is_refused_before_training_saying_how_much_is_needed(tm
 
 
 # ---------------------------------------------------------------- signals: SIGINT, SIGTERM, kill -9
-def runs_of(db: Path):
-    client = MlflowClient(f"sqlite:///{db}")
-    exp = client.get_experiment_by_name("seqlab") if db.exists() else None
-    return client, ([] if exp is None else client.search_runs([exp.experiment_id]))
-
-
 def start_long_run(tmp_path, name):
     """A real training run that is still in its epochs when signalled."""
     args = ["+encoder=bilstm", *tiny_overrides(tmp_path, "trainer.epochs=200", "trainer.patience=200",
@@ -244,7 +217,7 @@ def wait_for_epochs(tmp_path, procs) -> dict:
     """{job tag: run} once every job's run has logged an epoch."""
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and all(p.poll() is None for p in procs.values()):
-        client, runs = runs_of(tmp_path / "mlflow.db")
+        client, runs = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db"), runs_of(f"sqlite:///{tmp_path}/mlflow.db")
         started = {r.data.tags["job"]: r for r in runs if client.get_metric_history(r.info.run_id, "val_entity_f1")}
         if set(started) == set(procs):
             return started
@@ -254,6 +227,7 @@ def wait_for_epochs(tmp_path, procs) -> dict:
     raise AssertionError(f"the runs never started: {[p.communicate()[1][-1500:] for p in procs.values()]}")
 
 
+@pytest.mark.slow
 def test_ctrl_c_ends_a_run_killed_and_cleanup_closes_a_hard_killed_one(tmp_path):
     """Two real runs at once: Ctrl-C ends one KILLED (exit 130); kill -9 leaves the other RUNNING until
     `python -m experiments.cleanup` marks it. SIGTERM (143): test_tuning's resume test."""
@@ -267,7 +241,7 @@ def test_ctrl_c_ends_a_run_killed_and_cleanup_closes_a_hard_killed_one(tmp_path)
     assert "interrupted (SIGINT)" in err and "Traceback" not in err
     for noise in ("absl::InitializeLog", "cudart_stub", "cuInit", "oneDNN"):  # TensorFlow's C++ start-up lines
         assert noise not in err
-    client, _ = runs_of(tmp_path / "mlflow.db")
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     assert client.get_run(runs["ctrl_c"].info.run_id).info.status == "KILLED"
     orphan = runs["kill_9"].info.run_id
     assert client.get_run(orphan).info.status == "RUNNING"
@@ -297,7 +271,7 @@ def test_resume_marks_trial_runs_left_running_by_a_hard_kill(tmp_path):
     finished = client.create_run(experiment, tags={"mlflow.parentRunId": parent.info.run_id, "trial_id": "2"})
     client.set_terminated(finished.info.run_id, "FINISHED")
     other = client.create_run(experiment)
-    assert tracking.end_orphaned_children(parent.info.run_id) == 1
+    assert tracking.end_unfinished_children(uri, parent.info.run_id, "KILLED", "tuner.resume") == 1
     assert client.get_run(orphan.info.run_id).info.status == "KILLED"
     assert client.get_run(finished.info.run_id).info.status == "FINISHED"
     assert client.get_run(other.info.run_id).info.status == "RUNNING"
@@ -332,6 +306,7 @@ def test_a_dataset_row_created_by_a_concurrent_run_is_linked_not_lost(tmp_path, 
         tracking.log_split("wnut16", "dev", "x", "cd" * 32)  # other errors are not retried
 
 
+@pytest.mark.slow
 def test_seqlab_turns_mlflow_telemetry_off_unless_the_user_chose():
     """MLflow's telemetry thread races with the run's own requests when offline (KeyError on its session id)."""
     probe = ("import seqlab, mlflow; from mlflow.telemetry.client import get_telemetry_client; "

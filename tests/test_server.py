@@ -8,6 +8,7 @@ PostgreSQL cannot run (the `postgres_tracking` fixture in conftest.py).
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -15,15 +16,17 @@ import uuid
 from pathlib import Path
 
 import mlflow
+import psutil
 import pytest
 from mlflow.tracking import MlflowClient
 
 from seqlab.testing import REPO, free_port
-from seqlab.threads import cores
+from seqlab.runtime.threads import cores
 
-pytestmark = pytest.mark.xdist_group("tracking_server")
+pytestmark = [pytest.mark.slow, pytest.mark.server, pytest.mark.xdist_group("tracking_server")]
 
-TINY = ["data.limit=80", "words.dim=16", "words.char_filters=8", "tracking.system_metrics=false"]
+TINY = ["data.limit=80", "words.dim=16", "words.char_filters=8", "tracking.system_metrics=false",
+        "trainer.jit_compile=false"]  # no XLA compile per process: these tests are about the server
 RUN_ARTIFACTS = {"config.yaml", "classification_report.txt", "transition_matrix.png", "f1_by_type.png",
                  "model_summary.txt", "test_predictions.jsonl", "data_stats.json"}
 
@@ -191,18 +194,89 @@ def test_the_ray_launcher_sends_multirun_jobs_to_a_running_ray_cluster(postgres_
         assert started.returncode == 0, started.stderr[-3000:]
         folder = tmp_path / "client"
         folder.mkdir()
-        args = [sys.executable, "-m", "experiments.run", "-m", "+encoder=cnn", "seed=1,2", "hydra/launcher=ray_cluster",
+        args = [sys.executable, "-m", "experiments.run", "-m", "+encoder=cnn", "encoder.filters=0,8", "hydra/launcher=ray_cluster",
                 f"hydra.sweep.dir={folder}/sweep", "trainer.epochs=1", f"tracking.uri={uri}",
                 f"tracking.experiment={experiment}", "tracking.log_model=false", *TINY]
         proc = subprocess.run(args, cwd=folder, env={**client_env(), "RAY_ADDRESS": f"127.0.0.1:{port}"},
                               capture_output=True, text=True, timeout=600)
-        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert proc.returncode == 2, proc.stderr[-3000:]  # one job's config is refused (encoder.filters=0): a user error
         assert "Connected to Ray cluster" in proc.stderr + proc.stdout  # joined the running cluster, started none
     finally:
         subprocess.run([*ray_cli, "stop", "--force"], capture_output=True, timeout=120)
         shutil.rmtree(ray_dir, ignore_errors=True)
-    parent, jobs = sweep_of(uri, experiment, jobs=2)
-    assert sorted(r.data.params["seed"] for r in jobs) == ["1", "2"]
-    assert parent.data.tags["seqlab.pid"] not in {r.data.tags["seqlab.pid"] for r in jobs}  # Ray's workers ran them
-    assert {r.data.tags["seqlab.threads"] for r in jobs} == {"1"}  # the CPU Ray reserved for each job
+    runs = runs_of(uri, experiment)
+    (parent,) = [r for r in runs if r.data.tags.get("seqlab.sweep") == "parent"]
+    jobs = {r.data.tags["hydra.overrides"].split("encoder.filters=")[1].split()[0]: r for r in runs if r is not parent}
+    assert parent.info.status == "FAILED" and parent.data.tags["jobs_failed"] == "1"
+    assert jobs["0"].info.status == "FAILED" and "encoder.filters=0 is invalid" in jobs["0"].data.tags["error"]
+    assert jobs["8"].info.status == "FINISHED" and "test_entity_f1" in jobs["8"].data.metrics  # the sibling ran on
+    assert {r.data.tags["mlflow.parentRunId"] for r in jobs.values()} == {parent.info.run_id}
+    assert parent.data.tags["seqlab.pid"] != jobs["8"].data.tags["seqlab.pid"]  # Ray's worker ran it
+    assert jobs["8"].data.tags["seqlab.threads"] == "1"  # the CPU Ray reserved for the job
     assert "2 job(s)" in proc.stdout
+
+
+def test_the_tracking_server_lets_no_one_else_in(postgres_tracking, tmp_path):
+    """PostgreSQL asks every connection for a password; its passwords live in files only their owner reads, and
+    never show on a command line or in a log; MLflow's role owns its database and is no superuser."""
+    if os.geteuid() != 0 or shutil.which("runuser") is None:
+        pytest.skip("trying another user needs root and runuser")
+    _, folder = postgres_tracking
+    pg_port = (folder / "pg_port").read_text().strip()
+    secrets = folder / "secrets"
+    assert all(p.stat().st_mode & 0o077 == 0 for p in secrets.iterdir())  # 0600: their owner alone
+    assert (folder / "pg").stat().st_mode & 0o077 == 0  # the socket folder is closed to other users
+    psql = ["psql", "-w", "-p", pg_port, "-tAc", "SELECT 1"]
+    for user, database in (("seqlab_admin", "postgres"), ("mlflow", "mlflow"), ("postgres", "postgres")):
+        for host in ("127.0.0.1", str(folder / "pg")):
+            proc = subprocess.run(["runuser", "-u", "nobody", "--", *psql, "-h", host, "-U", user, "-d", database],
+                                  capture_output=True, text=True, timeout=60)
+            assert proc.returncode != 0 and ("no password supplied" in proc.stderr or "Permission denied" in proc.stderr), \
+                (user, host, proc.stdout, proc.stderr)
+    wrong = subprocess.run(["runuser", "-u", "nobody", "--", "env", "PGPASSWORD=guess", *psql, "-h", "127.0.0.1", "-U", "mlflow",
+                            "-d", "mlflow"], capture_output=True, text=True, timeout=60)
+    assert wrong.returncode != 0 and "password authentication failed" in wrong.stderr
+    mlflow_role = subprocess.run(["psql", "-w", "-h", "127.0.0.1", "-p", pg_port, "-U", "mlflow", "-d", "mlflow", "-tAc",
+                                  "SELECT rolsuper, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = current_user; "
+                                  "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'mlflow'"],
+                                 env={**os.environ, "PGPASSFILE": str(secrets / "mlflow.pgpass")}, capture_output=True,
+                                 text=True, timeout=60)
+    assert mlflow_role.stdout.split() == ["f|f|f", "mlflow"], mlflow_role.stderr
+    passwords = [(secrets / name).read_text().strip() for name in ("admin.pw", "mlflow.pw")]
+    for process in psutil.process_iter(["cmdline", "pid"]):
+        if process.info["pid"] != os.getpid():
+            assert not any(pw in " ".join(process.info["cmdline"] or []) for pw in passwords), process.info
+    for log in [folder / "mlflow.log", *folder.rglob("*.log")]:
+        assert not any(pw in log.read_text(errors="replace") for pw in passwords), log
+
+
+def test_a_failed_start_stops_what_it_started_and_never_prints_a_password(tmp_path):
+    """mlflow server cannot take its port: the script fails in one line and leaves no PostgreSQL running. A
+    BACKEND_URI's password is never printed."""
+    from seqlab.testing import postgres_missing
+
+    why = postgres_missing()
+    if why:
+        pytest.skip(why)
+    folder = tmp_path / "server"
+    folder.mkdir()
+    folder.chmod(0o755)
+    script = str(REPO / "scripts" / "tracking_server.sh")
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    env = {**os.environ, "PORT": str(busy.getsockname()[1]), "PG_PORT": str(free_port()), "WORKERS": "1"}
+    try:
+        started = subprocess.run([script, "start", str(folder)], env=env, capture_output=True, text=True, timeout=180)
+    finally:
+        busy.close()
+    assert started.returncode != 0 and started.stderr.strip().startswith("tracking_server: "), started.stderr
+    status = subprocess.run([script, "status", str(folder)], env=env, capture_output=True, text=True, timeout=60)
+    assert "mlflow server: not running" in status.stdout and "server is running" not in status.stdout, status.stdout
+    assert not [p for p in psutil.process_iter(["cmdline"]) if str(folder) in " ".join(p.info["cmdline"] or [])]
+    env = {**os.environ, "PORT": str(free_port()),
+           "BACKEND_URI": f"postgresql+psycopg2://alice:S3cretPass@127.0.0.1:{free_port()}/db"}  # nothing listens there
+    failed = subprocess.run([script, "start", str(tmp_path / "other")], env=env, capture_output=True, text=True, timeout=180)
+    assert failed.returncode != 0
+    shown = failed.stdout + failed.stderr + "".join(p.read_text(errors="replace") for p in (tmp_path / "other").rglob("*.log"))
+    assert "S3cretPass" not in shown

@@ -28,7 +28,7 @@ def search_cfg(tmp_path, tuner="random", *extra):
 
 def run_search(tmp_path, tuner="random", *extra, space=None):
     """A search as the entry point runs it: the config and the overrides it came from."""
-    from seqlab.tuning import search
+    from seqlab.jobs.search import search
 
     args = search_args(tmp_path, tuner, *extra)
     cfg = compose(args)
@@ -72,6 +72,7 @@ def test_bad_search_space_is_refused_before_training(tmp_path, space, message):
         check_config(with_space(search_cfg(tmp_path), space))
 
 
+@pytest.mark.slow
 def test_a_space_value_no_config_accepts_is_one_line_before_training(tmp_path):
     """A user's own space file (on Hydra's search path) whose values make configs the schema refuses."""
     (tmp_path / "conf" / "tuner_space").mkdir(parents=True)
@@ -88,6 +89,7 @@ def test_a_space_value_no_config_accepts_is_one_line_before_training(tmp_path):
     assert "trainer.epochs" in last and not (tmp_path / "m.db").exists()
 
 
+@pytest.mark.slow
 def test_random_search_records_parent_and_trials(tmp_path, caplog, capsys):
     with caplog.at_level("INFO", logger="seqlab"):
         cfg, result = run_search(tmp_path, "random", "tuner.max_trials=3", "tracking.register_as=wnut-search")
@@ -128,6 +130,7 @@ def test_random_search_records_parent_and_trials(tmp_path, caplog, capsys):
     assert len(tags[0]) == 3
 
 
+@pytest.mark.slow
 def test_hyperband_search_runs_its_brackets(tmp_path):
     cfg, result = run_search(tmp_path, "hyperband", "tuner.epochs=2", "tuner.factor=2", "tracking.log_model=false")
     client = MlflowClient(cfg.tracking.uri)
@@ -137,11 +140,12 @@ def test_hyperband_search_runs_its_brackets(tmp_path):
     assert "test_entity_f1" in client.get_run(result["run_id"]).data.metrics
 
 
+@pytest.mark.slow
 def test_same_seed_gives_same_trial_sequence(tmp_path):
     """The oracle of a seqlab search (its real space, from the real hypermodel), driven with the same scores:
     the same seed proposes the same trials, another seed others. No training: only the proposals matter."""
-    from seqlab.search_space import parse_space
-    from seqlab.tuning import TaggerHyperModel, make_tuner
+    from seqlab.config.search_space import parse_space
+    from seqlab.jobs.search import TaggerHyperModel, make_tuner
 
     sequences = []
     for name, seed in (("a", 7), ("b", 7), ("c", 8)):
@@ -161,6 +165,7 @@ def test_same_seed_gives_same_trial_sequence(tmp_path):
     assert sequences[2] != sequences[0]
 
 
+@pytest.mark.slow
 def test_nan_trials_are_recorded_failed_and_the_search_goes_on(tmp_path):
     space = {"optimizer.lr": {"type": "choice", "values": [1.0e38, 0.002]}}
     cfg, result = run_search(tmp_path, "grid", "optimizer.name=sgd", "optimizer.clipnorm=null", "tuner.max_trials=2",
@@ -176,7 +181,7 @@ def test_nan_trials_are_recorded_failed_and_the_search_goes_on(tmp_path):
 
 
 def test_a_space_value_that_fails_check_config_is_refused_before_any_trial(tmp_path):
-    from seqlab.tuning import search
+    from seqlab.jobs.search import search
 
     args = search_args(tmp_path, "random")
     cfg = with_space(compose(args), {"optimizer.name": {"type": "choice", "values": ["sgd", "nosuch"]}})
@@ -193,6 +198,7 @@ def finished_trials(db):
     return [r for r in client.search_runs([exp.experiment_id], filter_string="tags.trial_id != ''") if r.info.status == "FINISHED"]
 
 
+@pytest.mark.slow
 def test_search_stopped_by_sigterm_resumes_without_repeating_finished_trials(tmp_path):
     args = [sys.executable, "-m", "experiments.run", "+encoder=bilstm", "+tuner=random", *tiny_overrides(tmp_path, *TINY),
             *SMALL_SPACE, f"tuner.directory={tmp_path}/tuner", "tuner.max_trials=3", "tracking.log_model=false"]
@@ -221,7 +227,7 @@ def test_search_stopped_by_sigterm_resumes_without_repeating_finished_trials(tmp
 
 
 def test_trial_overrides_swap_a_whole_group_and_drop_keys_the_new_option_lacks():
-    from seqlab.search_space import trial_overrides
+    from seqlab.config.overrides import trial_overrides
 
     base = ["+encoder=bilstm", "encoder.units=50", "encoder.dropout=0.3", "head=crf", "trainer.epochs=2"]
     out = trial_overrides(base, {"encoder": "cnn", "head": "softmax", "optimizer.lr": 0.001, "tuner/epochs": 2})
@@ -235,7 +241,7 @@ def test_trial_overrides_swap_a_whole_group_and_drop_keys_the_new_option_lacks()
 
 
 def test_the_default_space_works_with_every_encoder():
-    from seqlab.search_space import left_out, parse_space
+    from seqlab.config.search_space import left_out, parse_space
 
     for encoder in ("bilstm", "bigru", "cnn", "idcnn"):
         cfg = compose([f"+encoder={encoder}", "+tuner=random"])
@@ -245,6 +251,7 @@ def test_the_default_space_works_with_every_encoder():
         assert bool(left_out(cfg, parse_space(cfg))) != recurrent
 
 
+@pytest.mark.slow
 def test_a_search_over_encoders_and_heads_runs_trials_of_every_kind(tmp_path):
     space = {"encoder": {"type": "choice", "values": ["bilstm", "idcnn"]},
              "head": {"type": "choice", "values": ["softmax", "crf"]},
@@ -271,7 +278,7 @@ def test_a_distributed_trial_checkpoint_comes_from_its_mlflow_run_not_a_stale_fi
     """A worker's own tuner directory may hold a file of an earlier search with the same trial id: the
     checkpoint of this search's trial is the one logged on its MLflow run."""
     from seqlab import tracking
-    from seqlab.tuning import CHECKPOINT_ARTIFACTS, MLflowTrials
+    from seqlab.jobs.search import CHECKPOINT_ARTIFACTS, MLflowTrials
 
     class Worker(MLflowTrials):
         def _get_checkpoint_fname(self, trial_id):

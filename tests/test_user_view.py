@@ -7,12 +7,17 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 import mlflow
+import psutil
+import pytest
 from mlflow.tracking import MlflowClient
 
 from seqlab.testing import REPO, free_port, wait_http
+
+pytestmark = [pytest.mark.slow]
 
 
 def test_debug_fast_preset_runs_a_small_quiet_experiment(tmp_path):
@@ -33,13 +38,34 @@ def test_debug_fast_preset_runs_a_small_quiet_experiment(tmp_path):
     print(f"+debug=fast took {seconds:.1f} s")
 
 
-def test_mlflow_models_serve_answers_a_curl_payload(tmp_path, tiny_cfg):
-    from seqlab.pipeline import train
+def post(port: int, body: bytes, content_type: str = "application/json") -> tuple[int, dict | str]:
+    """POST to the server's /invocations: (status, the JSON answer, or the text of one that is not JSON)."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body, headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            status, text = response.status, response.read().decode()
+    except urllib.error.HTTPError as e:
+        status, text = e.code, e.read().decode()
+    try:
+        return status, json.loads(text)
+    except ValueError:
+        return status, text
+
+
+def server_rss_mib(server) -> float:
+    """Resident memory of the serving processes (mlflow's launcher and its uvicorn worker), in MiB."""
+    family = [psutil.Process(server.pid), *psutil.Process(server.pid).children(recursive=True)]
+    return sum(p.memory_info().rss for p in family) / 2**20
+
+
+def test_mlflow_models_serve_answers_a_curl_payload_within_limits_and_in_one_line(tmp_path, tiny_cfg):
+    from seqlab.jobs.pipeline import train
 
     result = train(tiny_cfg("+encoder=cnn", "words.chars=none"))
     model_uri = MlflowClient(tiny_cfg().tracking.uri).get_run(result["run_id"]).data.tags["model_uri"]
     port = free_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": tiny_cfg().tracking.uri,
+           "SEQLAB_SERVE_MAX_TOKENS": "300", "SEQLAB_SERVE_MAX_SENTENCES": "500", "SEQLAB_SERVE_MAX_BYTES": "2000000",
            "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}  # uvicorn
     server = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri, "--env-manager", "local",
                                "-h", "127.0.0.1", "-p", str(port)], env=env, cwd=tmp_path,
@@ -47,20 +73,48 @@ def test_mlflow_models_serve_answers_a_curl_payload(tmp_path, tiny_cfg):
     try:
         wait_http(f"http://127.0.0.1:{port}/ping", timeout=180, proc=server)
         payload = {"inputs": [["EU", "rejects", "German", "call"], ["Paris"], []]}
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=json.dumps(payload).encode(),
-                                         headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=60) as response:
-            answer = json.load(response)
-        assert [len(tags) for tags in answer["predictions"]] == [4, 1, 0]
+        status, answer = post(port, json.dumps(payload).encode())
+        assert status == 200 and [len(tags) for tags in answer["predictions"]] == [4, 1, 0]
         in_process = mlflow.pyfunc.load_model(model_uri).predict(payload["inputs"])
         assert answer["predictions"] == in_process
+        baseline = server_rss_mib(server)
+
+        # Over a limit: 413 at once, one line naming the limit, no echo of the input, no stack trace.
+        refusals = {
+            "tokens": json.dumps({"inputs": [["Paris"] * 301]}).encode(),
+            "sentences": json.dumps({"inputs": [["Paris"]] * 501}).encode(),
+            "bytes": json.dumps({"inputs": [["Paris"] * 200] * 2000}).encode(),
+        }
+        for limit, body in refusals.items():
+            started = time.monotonic()
+            status, answer = post(port, body)
+            assert status == 413 and time.monotonic() - started < 10, (limit, status, answer)
+            assert set(answer) == {"error_code", "message"} and f"SEQLAB_SERVE_MAX_{limit.upper()}" in answer["message"]
+            assert "\n" not in answer["message"] and "Paris" not in answer["message"]
+        # Bodies MLflow cannot read: 4xx, one line, no stack trace.
+        for body, content_type in ((b"a,b\n1,2\n", "text/csv"), (b'{"instances": 3}', "application/json"), (b"{", "application/json")):
+            status, answer = post(port, body, content_type)
+            assert 400 <= status < 500 and isinstance(answer, dict) and "stack_trace" not in answer, (content_type, answer)
+            assert "Traceback" not in answer["message"] and "\n" not in answer["message"]
+
+        # The largest request the limits allow, three times: memory stays bounded and is not kept request after
+        # request (decoding batches hold at most 16,384 padded tokens; freed heap goes back to the system).
+        largest = json.dumps({"inputs": [["Paris", "in", "EU"] * 100] * 500}).encode()
+        after = []
+        for _ in range(3):
+            status, answer = post(port, largest)
+            assert status == 200 and len(answer["predictions"]) == 500
+            after.append(server_rss_mib(server))
+        assert after[0] - baseline < 100 and max(after) - after[0] < 16, (baseline, after)
+        status, answer = post(port, json.dumps(payload).encode())
+        assert status == 200 and answer["predictions"] == in_process
     finally:
         server.terminate()
         server.wait(timeout=30)
 
 
 def test_progress_bar_by_default_only_for_long_epochs(tiny_cfg, capfd):
-    from seqlab.pipeline import train
+    from seqlab.jobs.pipeline import train
     from seqlab.training import show_progress
 
     assert show_progress(None, 501) and not show_progress(None, 500)

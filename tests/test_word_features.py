@@ -43,8 +43,9 @@ def test_bad_vectors_file_names_the_line(tmp_path):
         embedding_matrix(vocab, str(tmp_path / "bad.txt"), "glove", 2, seed=0)
 
 
+@pytest.mark.slow
 def test_run_with_pretrained_frozen_vectors_logs_coverage(tmp_path):
-    from seqlab.pipeline import train
+    from seqlab.jobs.pipeline import train
 
     vectors = tmp_path / "glove.txt"
     vectors.write_text("".join(f"{w} " + " ".join(["0.5"] * 16) + "\n" for w in ["the", "i", "a", "to", "you", "and"]))
@@ -58,9 +59,10 @@ def test_run_with_pretrained_frozen_vectors_logs_coverage(tmp_path):
     assert "Non-trainable params" in summary and "features" in summary
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset, encoder", [("ma_hovy_2016", "bilstm"), ("lample_2016", "bilstm"), ("strubell_2017", "idcnn")])
 def test_presets_select_their_encoder_and_run(tmp_path, preset, encoder):
-    from seqlab.pipeline import train
+    from seqlab.jobs.pipeline import train
 
     full = compose([f"+experiment={preset}"])
     assert full.encoder.name == encoder and full.head.name == "crf"

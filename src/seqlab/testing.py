@@ -1,8 +1,10 @@
-"""Helpers for tests and scripts: tiny configs, free ports, servers that answer.
+"""Helpers for tests and scripts, each written once: tiny configs, column files, the command-line entry
+points run as users run them, the runs of a store, free ports, servers that answer, and the CRF checks
+that every Keras backend shares.
 
 Importable (unlike conftest.py), so scripts and tests share them:
 
-    from seqlab.testing import REPO, tiny_overrides, free_port, wait_http
+    from seqlab.testing import REPO, tiny_overrides, write_conll, run_module, runs_of
 """
 
 from __future__ import annotations
@@ -13,16 +15,63 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from seqlab.compose import compose  # noqa: F401  (tests compose the real config)
+from seqlab.config import compose  # noqa: F401  (tests compose the real config)
+from seqlab.tracking.store import sqlite_path
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_DATA = REPO.parent / "shared" / "data"  # public corpora beside the clone; tests skip without them
+
+
+def write_conll(path: Path, sentences, sep: str = " ") -> str:
+    """Write `sentences` as a column file at `path` (token, tag per line; a blank line ends a sentence) and
+    return its path. Each sentence is a list of (token, tag) pairs, or a Sentence."""
+    lines = []
+    for sentence in sentences:
+        pairs = zip(sentence.tokens, sentence.tags) if hasattr(sentence, "tokens") else sentence
+        lines += [f"{token}{sep}{tag}" for token, tag in pairs] + [""]
+    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def run_module(module: str, *args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
+    """`python -m <module> ARGS` as a user runs it (experiments.run, experiments.compare, experiments.cleanup, ...),
+    from the repository root unless `cwd` says otherwise (the repository stays importable); output captured as text."""
+    kwargs.setdefault("cwd", REPO)
+    env = dict(kwargs.pop("env", None) or os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    kwargs["env"] = env
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+def run_cli(*args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
+    """`python -m experiments.run ARGS`."""
+    return run_module("experiments.run", *args, timeout=timeout, **kwargs)
+
+
+def one_error_line(proc) -> str:
+    """The one `error: ...` line a refused command printed; fails if there is none, several, or a traceback."""
+    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr + proc.stdout, proc.stderr[-2000:]
+    return lines[0]
+
+
+def runs_of(uri: str, experiment: str = "seqlab") -> list:
+    """Every run of `experiment` in the store at `uri` (none when the store or the experiment does not exist)."""
+    from seqlab import tracking
+
+    db = sqlite_path(uri)
+    if db is not None and not db.exists():
+        return []
+    client = tracking.client(uri)
+    found = client.get_experiment_by_name(experiment)
+    return [] if found is None else client.search_runs([found.experiment_id], max_results=5000)
 
 
 def conll2003_overrides() -> list[str]:
@@ -75,6 +124,7 @@ def tracking_server() -> Iterator[tuple[str, Path]]:
     folder = Path(tempfile.mkdtemp(prefix="seqlab-server-"))
     folder.chmod(0o755)
     env = {**os.environ, "PORT": str(free_port()), "PG_PORT": str(free_port()), "WORKERS": "2"}
+    (folder / "pg_port").write_text(env["PG_PORT"])  # for tests that connect to PostgreSQL itself
     script = str(REPO / "scripts" / "tracking_server.sh")
     started = subprocess.run([script, "start", str(folder)], env=env, capture_output=True, text=True, timeout=180)
     try:
@@ -113,6 +163,14 @@ def compiled_modes() -> list[str]:
     import keras
 
     return {"tensorflow": ["eager", "graph", "xla"], "jax": ["eager", "jit"], "torch": ["eager"]}[keras.backend.backend()]
+
+
+def shape_modes() -> list[str]:
+    """The modes the every-batch-shape checks run in: eager JAX compiles each op on its own (minutes for the
+    whole check), so on JAX they run jitted only, as Keras' fit and predict run them."""
+    import keras
+
+    return ["jit"] if keras.backend.backend() == "jax" else compiled_modes()
 
 
 def in_mode(fn, mode: str, k: int):

@@ -2,14 +2,14 @@
 
     from seqlab.crf import CRF, allowed_transitions
 
-Nothing here imports seqlab's corpus code: constraints are read from the
-label strings (`constraints.py`), the mathematics is in `layer.py`.
+recursions.py: the forward algorithm, Viterbi, forward-backward and k-best Viterbi, as pure functions of
+emissions, mask and scores; layer.py: the Keras layer (weights, constraints, checks); xla.py: the loss
+and Viterbi compiled by XLA with the weights as arguments; torch_loops.py: the two recursions as plain
+PyTorch loops; constraints.py: allowed transitions read from label strings; buckets.py: padding to a few
+shapes. Nothing here imports seqlab's corpus code.
 """
 
-import seqlab
 from seqlab.crf.constraints import allowed_transitions, parse_label
 from seqlab.crf.layer import CRF
-
-seqlab.register_if_deferred()  # when `from seqlab.crf import CRF` was this process's first import of Keras
 
 __all__ = ["CRF", "allowed_transitions", "parse_label"]

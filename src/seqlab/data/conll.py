@@ -3,7 +3,8 @@
 One token per line, columns split on any whitespace (or on `sep`), sentences
 separated by lines that hold only whitespace (WNUT-17 uses a lone TAB).
 `-DOCSTART-` lines are skipped whether or not a blank line follows them.
-CRLF endings are accepted; zero-width characters are stripped from tokens.
+CRLF endings are accepted; every token goes through seqlab.data.tokens.normalize_token (zero-width
+characters and byte-order marks removed, NFC), as at inference.
 Every error names file:line.
 """
 
@@ -14,11 +15,8 @@ from dataclasses import dataclass
 
 from seqlab.data.corpus import Sentence, checked_sentences
 from seqlab.data.schemes import SCHEMES
+from seqlab.data.tokens import normalize_token
 from seqlab.errors import DataError
-
-# U+200B zero width space, U+200C/D zero width (non-)joiner, U+2060 word joiner, U+FEFF BOM
-_ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))
-
 
 @dataclass(frozen=True)
 class ColumnFormat:
@@ -29,11 +27,6 @@ class ColumnFormat:
     sep: str | None = None
     encoding: str = "utf-8"
     scheme: str = "auto"  # iob1 | iob2 | bioes | auto; "none": free tags (POS), read as they are
-
-
-def clean_token(token: str) -> str:
-    """Strip zero-width characters; a token made only of them is kept as it was."""
-    return token.translate(_ZERO_WIDTH) or token
 
 
 def read_conll(path: str | os.PathLike, fmt: ColumnFormat = ColumnFormat()) -> list[Sentence]:
@@ -97,7 +90,7 @@ def parse_conll(text: str, name: str, fmt: ColumnFormat = ColumnFormat()) -> lis
                 ) from None
         if len(cols) != n_cols or (need and len(cols) < need):
             raise DataError(f"{name}:{lineno}: expected {n_cols} columns, found {len(cols)}: {line!r}")
-        tokens.append(clean_token(cols[fmt.token_col]))
+        tokens.append(normalize_token(cols[fmt.token_col]))
         tags.append(cols[fmt.tag_col].strip())
         lines.append(lineno)
     close()

@@ -35,6 +35,12 @@ class Corpus:
         return {"train": self.train, "dev": self.dev, "test": self.test}
 
 
+def has_entities(sequences: list[list[str]]) -> bool:
+    """True if any tag opens or continues an entity (anything but O)."""
+    return any(tag != "O" for seq in sequences for tag in seq)
+
+
+
 def split_stats(sentences: list[Sentence], spans: bool = True) -> dict[str, int]:
     """Sentence, token and per-type entity counts of one split (spans=False: per-tag token counts)."""
     per_type: Counter[str] = Counter()

@@ -54,7 +54,7 @@ def load_corpus(data: Any, seed: int | None = None, scheme: str | None = None) -
     (or `seed`, when given): the model's `seed` never moves the test set.
     `scheme` overrides data.scheme; "none" reads free tags (POS) unchecked.
     """
-    from seqlab import choices
+    from seqlab.config import choices
 
     seed = data.split_seed if seed is None else seed
     try:

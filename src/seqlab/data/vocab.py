@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from seqlab.data.corpus import Sentence
+from seqlab.data.tokens import normalize_token
 
 PAD, UNK = "<pad>", "<unk>"
 UNK_ID = 1  # the unknown word's id (and the unknown character's); 0 is padding
@@ -42,7 +43,13 @@ def casing_id(token: str) -> int:
 
 @dataclass
 class Vocabulary:
-    """Maps tokens, characters and labels to ids; saved inside the logged model."""
+    """Maps tokens, characters and labels to ids; saved inside the logged model.
+
+    Word ids: 0 padding, 1 UNK, then the training words (`words`, whose embeddings are trained), then the
+    words only pretrained vectors know (`extra_words`, ids from len(words) on, whose vectors stay fixed:
+    seqlab.data.vectors). A token is looked up as normalised, then lower-cased among the extra words (GloVe
+    is lower-cased).
+    """
 
     words: list[str]
     chars: list[str]
@@ -50,12 +57,26 @@ class Vocabulary:
     lowercase: bool = False
     digits_to_zero: bool = True
     max_word_len: int = 20
+    extra_words: list[str] = field(default_factory=list)
     _word_ids: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
     _char_ids: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+    _extra_ids: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._word_ids = {w: i for i, w in enumerate(self.words)}
         self._char_ids = {c: i for i, c in enumerate(self.chars)}
+        self.set_extra_words(self.extra_words)
+
+    def set_extra_words(self, words: list[str]) -> None:
+        """The words only pretrained vectors know, in the order of their fixed vectors."""
+        self.extra_words = list(words)
+        start = len(self.words)
+        self._extra_ids = {w: start + i for i, w in enumerate(self.extra_words)}
+
+    @property
+    def size(self) -> int:
+        """Every word id there is: padding, UNK, the training words and the extra words."""
+        return len(self.words) + len(self.extra_words)
 
     @classmethod
     def build(
@@ -70,17 +91,24 @@ class Vocabulary:
         probe = cls([PAD, UNK], [PAD, UNK], [], lowercase, digits_to_zero, max_word_len)
         counts = Counter(probe.normalize(t) for s in train for t in s.tokens)
         words = [PAD, UNK] + sorted(w for w, c in counts.items() if c >= min_freq)
-        chars = [PAD, UNK] + sorted({ch for s in train for t in s.tokens for ch in t})
+        chars = [PAD, UNK] + sorted({ch for s in train for t in s.tokens for ch in normalize_token(t)})
         labels = sorted({t for s in train for t in s.tags}, key=lambda t: (t != "O", t[2:], t))
         return cls(words, chars, labels, lowercase, digits_to_zero, max_word_len)
 
     def normalize(self, token: str) -> str:
+        """The word form looked up: the token normalised (seqlab.data.tokens), digits to 0, lower-cased as configured."""
+        token = normalize_token(token)
         if self.digits_to_zero:
             token = _DIGITS.sub("0", token)
         return token.lower() if self.lowercase else token
 
     def word_id(self, token: str) -> int:
-        return self._word_ids.get(self.normalize(token), UNK_ID)
+        word = self.normalize(token)
+        found = self._word_ids.get(word)
+        if found is not None or not self._extra_ids:
+            return UNK_ID if found is None else found
+        found = self._extra_ids.get(word)
+        return self._extra_ids.get(word.lower(), UNK_ID) if found is None else found
 
     def oov_rate(self, sentences: list[Sentence]) -> float:
         """Fraction of tokens that map to the unknown word."""
@@ -96,6 +124,7 @@ class Vocabulary:
         casing = np.zeros_like(words)
         for b, sent in enumerate(batch):
             for i, tok in enumerate(sent):
+                tok = normalize_token(tok)
                 words[b, i] = self.word_id(tok)
                 casing[b, i] = casing_id(tok)
                 ids = [self._char_ids.get(ch, 1) for ch in tok[: self.max_word_len]]
@@ -106,7 +135,7 @@ class Vocabulary:
         """Token lists (and tag lists) encoded once, for batches cut many times (every training epoch)."""
         lengths = np.array([len(s) for s in sentences], np.int64)
         offsets = np.concatenate([[0], np.cumsum(lengths)])
-        tokens = [t for s in sentences for t in s]
+        tokens = [normalize_token(t) for s in sentences for t in s]
         words = np.fromiter((self.word_id(t) for t in tokens), np.int32, len(tokens))
         casing = np.fromiter((casing_id(t) for t in tokens), np.int32, len(tokens))
         chars = np.zeros((len(tokens), self.max_word_len), np.int32)
@@ -178,18 +207,30 @@ class EncodedCorpus:
         return {"words": words, "chars": chars, "casing": casing}, tags
 
 
-def length_batches(lengths: list[int], batch_size: int, rng: np.random.Generator | None) -> list[np.ndarray]:
+def length_batches(lengths: list[int], batch_size: int, rng: np.random.Generator | None,
+                   max_tokens: int | None = None) -> list[np.ndarray]:
     """Group sentence indices into batches of similar length.
 
     With `rng`, sentences are shuffled, sorted by length inside windows of 50
     batches, cut into batches, and the batch order is shuffled: little padding,
-    yet a different grouping each epoch. Without `rng` the order is by length.
+    yet a different grouping each epoch. Without `rng` the order is by length,
+    and `max_tokens` also caps a batch's padded size (rows x its longest row):
+    long sentences come in smaller batches, so memory stays bounded.
     """
     idx = np.arange(len(lengths))
     lengths = np.asarray(lengths)
     if rng is None:
         order = idx[np.argsort(lengths, kind="stable")]
-        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+        if not max_tokens:
+            return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+        batches, start = [], 0
+        while start < len(order):
+            end = start + 1
+            while end < len(order) and end - start < batch_size and (end - start + 1) * lengths[order[end]] <= max_tokens:
+                end += 1
+            batches.append(order[start:end])
+            start = end
+        return batches
     idx = rng.permutation(idx)
     window = batch_size * 50
     batches = []

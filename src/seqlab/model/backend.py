@@ -4,7 +4,7 @@ TensorFlow: training reads a `tf.data` pipeline and decoding runs a function
 traced once with unknown batch, time and word-length dimensions
 (`input_signature`), so batches of every shape reuse one graph.
 JAX and PyTorch: Keras' own loops over the `PyDataset`; JAX compiles once per
-input shape, so batches are padded up to a few bucket sizes (`pad_to_buckets`)
+input shape, so batches are padded up to a few bucket sizes (`pad_inputs`)
 and reuse a handful of compiled functions. Padding is masked everywhere
 (word id 0), so it never changes a result.
 """
@@ -15,6 +15,8 @@ import itertools
 
 import keras
 import numpy as np
+
+from seqlab.crf.buckets import pad_to_bucket
 
 
 def is_tensorflow() -> bool:
@@ -46,21 +48,13 @@ def predict_step(model, *args):
     return ids, non_trainable
 
 
-BUCKET = 8  # time steps and characters are padded up to a multiple of this on JAX and PyTorch
-
-
-def _round_up(n: int) -> int:
-    return max(BUCKET, -(-n // BUCKET) * BUCKET)
-
-
-def pad_to_buckets(x: dict, y=None):
-    """Pad inputs {"words": [B, T], "chars": [B, T, W], "casing": [B, T]} (and tags [B, T]) with zeros
-    so that T and W are multiples of BUCKET: few distinct shapes, so few compilations."""
-    t, w = x["words"].shape[1], x["chars"].shape[2]
-    dt, dw = _round_up(t) - t, _round_up(w) - w
-    out = {"words": np.pad(x["words"], ((0, 0), (0, dt))), "chars": np.pad(x["chars"], ((0, 0), (0, dt), (0, dw))),
-           "casing": np.pad(x["casing"], ((0, 0), (0, dt)))}
-    return out if y is None else (out, np.pad(y, ((0, 0), (0, dt))))
+def pad_inputs(x: dict, y=None):
+    """Inputs {"words": [B, T], "chars": [B, T, W], "casing": [B, T]} (and tags [B, T]) padded with zeros so
+    that T and W are bucket sizes (seqlab.crf.buckets): few distinct shapes, so few compilations."""
+    words, casing = pad_to_bucket(x["words"], x["casing"])
+    (chars,) = pad_to_bucket(x["chars"], axes=(1, 2))
+    out = {"words": words, "chars": chars, "casing": casing}
+    return out if y is None else (out, pad_to_bucket(y)[0])
 
 
 def compiled_decoder(model, xla: bool = False):
@@ -74,7 +68,7 @@ def compiled_decoder(model, xla: bool = False):
     if not is_tensorflow():
         def decode(x):
             time = x["words"].shape[1]
-            return np.asarray(model.predict_on_batch(pad_to_buckets(x)))[:, :time]
+            return np.asarray(model.predict_on_batch(pad_inputs(x)))[:, :time]
 
         return decode
     import tensorflow as tf
@@ -82,27 +76,46 @@ def compiled_decoder(model, xla: bool = False):
     decode = tf.function(model.decode_inputs, input_signature=[input_signature()], jit_compile=xla)
     if not xla:
         return lambda x: decode(x).numpy()
-    return lambda x: decode(pad_to_buckets(x)).numpy()[:, : x["words"].shape[1]]
+    return lambda x: decode(pad_inputs(x)).numpy()[:, : x["words"].shape[1]]
+
+
+class PaddedBatches(keras.utils.PyDataset):
+    """A view of a PyDataset of (inputs, tags) whose batches are padded to bucket sizes (`pad_inputs`)."""
+
+    def __init__(self, batches):
+        super().__init__()
+        self.batches = batches
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, i):
+        return pad_inputs(*self.batches[i])
+
+    def on_epoch_end(self) -> None:
+        self.batches.on_epoch_end()
 
 
 def as_dataset(batches, xla: bool = False):
-    """TensorFlow: a tf.data pipeline over a PyDataset of (inputs, tags [B, T]) with variable T and W
-    (one trace, no retracing; under `xla` padded to bucket sizes); each pass is one epoch and starts by
-    grouping that epoch's batches (`batches.start_epoch`), counting from `batches.epoch`. Other backends: the PyDataset, its batches padded to bucket sizes."""
-    if not is_tensorflow() or xla:
-        batches.pad = pad_to_buckets
+    """What Keras' fit, evaluate and predict read from a PyDataset of (inputs, tags [B, T]) with variable T
+    and W (seqlab.training.batches.BucketedBatches).
+
+    TensorFlow: a tf.data pipeline (one trace, no retracing; under `xla` padded to bucket sizes); each
+    pass is one epoch and starts by grouping that epoch's batches (`batches.start_epoch`), counting from
+    `batches.epoch`. Other backends: the batches padded to bucket sizes (JAX compiles once per shape).
+    """
     if not is_tensorflow():
-        return batches
+        return PaddedBatches(batches)
     import tensorflow as tf
 
     signature = (input_signature(), tf.TensorSpec((None, None), tf.int32))
-
     passes = itertools.count(batches.epoch)  # Keras starts one pass (a new iterator) per epoch
+    pad = pad_inputs if xla else (lambda x, y: (x, y))
 
     def epoch():
         batches.start_epoch(next(passes))
         for i in range(len(batches)):
-            yield batches[i]
+            yield pad(*batches[i])
 
     dataset = tf.data.Dataset.from_generator(epoch, output_signature=signature)
     return dataset.apply(tf.data.experimental.assert_cardinality(len(batches))).prefetch(2)

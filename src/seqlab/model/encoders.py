@@ -157,8 +157,8 @@ class IDCNNEncoder(keras.layers.Layer):
 
 
 def build_encoder(spec: dict) -> keras.layers.Layer:
-    """From the `encoder` config: its `name` picks the class in `seqlab.choices.ENCODERS`, the rest are its arguments."""
-    from seqlab import choices
+    """From the `encoder` config: its `name` picks the class in `seqlab.config.choices.ENCODERS`, the rest are its arguments."""
+    from seqlab.config import choices
 
     spec = dict(spec)
     option = choices.choose(choices.ENCODERS, spec.pop("name"), "encoder.name")

@@ -12,9 +12,6 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-UNK_ID = 1  # the vocabulary's unknown word (seqlab.data.vocab.UNK_ID; the model layer never imports the data layer)
-
-
 @keras.saving.register_keras_serializable(package="seqlab")
 class CharCNN(keras.layers.Layer):
     """Character ids int [B, T, W] (0 = padding) -> [B, T, filters]: convolve, max-pool per word.
@@ -97,13 +94,14 @@ class WordFeatures(keras.layers.Layer):
     `words` is the `words` config as a dict (see WordsConfig). With
     `word_dropout` > 0, training replaces each word by UNK with that probability,
     drawn from a generator seeded by `seed`. `num_casings` is the number of casing
-    classes the preprocessing knows (index 0 = padding).
+    classes the preprocessing knows (index 0 = padding); `unk_id` the unknown word's id
+    (the task's: this layer never reads a vocabulary).
     """
 
-    def __init__(self, num_words, num_chars, words, num_casings=8, seed=1, **kwargs):
+    def __init__(self, num_words, num_chars, words, num_casings=8, seed=1, unk_id=1, **kwargs):
         super().__init__(**kwargs)
         self.num_words, self.num_chars, self.words = num_words, num_chars, dict(words)
-        self.num_casings, self.seed = int(num_casings), int(seed)
+        self.num_casings, self.seed, self.unk_id = int(num_casings), int(seed), int(unk_id)
         w = self.words
         self.embed = keras.layers.Embedding(num_words, w["dim"], name="word_embedding", trainable=not w.get("freeze", False))
         chars = w.get("chars", "none")
@@ -135,7 +133,7 @@ class WordFeatures(keras.layers.Layer):
         ids = inputs["words"]  # [B, T]
         if training and self.word_dropout > 0:
             drop = keras.random.uniform(ops.shape(ids), seed=self.seed_generator) < self.word_dropout
-            ids = ops.where(ops.logical_and(drop, ids > UNK_ID), UNK_ID, ids)
+            ids = ops.where(ops.logical_and(drop, ids > self.unk_id), self.unk_id, ids)
         parts = [self.embed(ids)]  # [B, T, dim]
         if self.char_layer is not None:
             parts.append(self.char_layer(inputs["chars"], training=training))  # [B, T, C]
@@ -147,5 +145,5 @@ class WordFeatures(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(num_words=self.num_words, num_chars=self.num_chars, words=self.words, num_casings=self.num_casings,
-                      seed=self.seed)
+                      seed=self.seed, unk_id=self.unk_id)
         return config

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from seqlab import choices
+from seqlab.config import choices
 from seqlab.crf import CRF, allowed_transitions
 
 
@@ -77,7 +77,7 @@ class SoftmaxHead(keras.layers.Layer):
 
     def transition_figure(self, predicted: list[np.ndarray]):
         """What was predicted: transition shares between the ids of `predicted` (one int array per sentence)."""
-        from seqlab.figures import plot_predicted_transitions, tag_bigram_counts
+        from seqlab.model.transition_figures import plot_predicted_transitions, tag_bigram_counts
 
         counts = tag_bigram_counts(predicted, len(self.labels))
         return plot_predicted_transitions(counts, list(self.labels), _allowed(self.labels, self.scheme), self.scheme or "")
@@ -113,7 +113,7 @@ class CRFHead(CRF):
 
     def transition_figure(self, predicted=None):
         """The learned scores, <start> row and <end> column; forbidden cells hatched."""
-        from seqlab.figures import plot_crf_transitions
+        from seqlab.model.transition_figures import plot_crf_transitions
 
         weights = [keras.ops.convert_to_numpy(w) for w in (self.transitions, self.start_transitions, self.end_transitions)]
         return plot_crf_transitions(*weights, list(self.labels), _allowed(self.labels, self.constraints), self.constraints or "")

@@ -10,18 +10,19 @@ and its Viterbi; `auto` on a CPU its Viterbi, and its loss too only behind the
 encoders of CRF_LOSS_XLA_FASTER_ON_CPU; `false` nothing.
 
 `auto` chooses what `scripts/bench_jit.py` and `scripts/bench_memory.py`
-measured faster on CPU (docs/benchmarks.md, 2026-11-26; the two dicts below):
-the whole step under XLA lost training everywhere but ID-CNN-CRF (one run; see
-XLA_FASTER_ON_CPU); the CRF's compiled loss, 3x faster than the plain graph's
-alone, trains a whole step at least 10% faster only behind the cheaper encoders
-(CNN 1.17x, BiGRU 1.11x; BiLSTM 0.90x and ID-CNN 1.00x, where it only costs
-compile time and ~130 MiB); the compiled Viterbi decodes 5x faster than
-pytorch-crf and the decoding phase within noise of the graph's (0.85-1.17x).
-On a GPU `auto` compiles everything (Keras' own choice there). JAX always
-compiles (jax.jit); PyTorch runs eagerly (torch.compile is not used).
+measured faster on CPU (docs/benchmarks.md, 2026-11-26): whole-step XLA lost
+training for every encoder and head (0.25-0.64x, before 30-55 s of compiling),
+so `auto` never compiles the whole step on a CPU; the CRF's compiled loss, 3x
+faster than the plain graph's alone, trains a whole step at least 10% faster
+only behind the cheaper encoders (CRF_LOSS_XLA_FASTER_ON_CPU: CNN 1.17x, BiGRU
+1.11x; BiLSTM 0.90x and ID-CNN 1.00x, where it only costs compile time and
+~130 MiB); the compiled Viterbi decodes 5x faster than pytorch-crf and the
+decoding phase within noise of the graph's (0.85-1.17x). On a GPU `auto`
+compiles everything (Keras' own choice there). JAX always compiles (jax.jit);
+PyTorch runs eagerly (torch.compile is not used).
 
 Under XLA every distinct input shape is compiled once, so jitted inputs are
-padded up to a few bucket sizes (seqlab.model.backend.pad_to_buckets).
+padded up to a few bucket sizes (seqlab.crf.buckets.pad_to_bucket).
 """
 
 from __future__ import annotations
@@ -32,16 +33,10 @@ from seqlab.config import jit_setting
 
 PHASES = ("train", "decode")
 
-# scripts/bench_jit.py on the 2-core CPU machine, 2026-11-25 (docs/benchmarks.md, "XLA or a plain graph"):
-# (encoder, head, phase) -> True where compiling the whole step was >= 10% faster than the plain graph
-# (with the CRF's XLA loops). It never was: whole-step XLA lost training for every encoder and head
-# (0.25-0.64x, before counting 30-55 s of compilation), and decoding was within 7% either way.
-XLA_FASTER_ON_CPU: dict[tuple[str, str, str], bool] = {}
-
 # scripts/bench_jit.py --heads crf, 2026-11-26 (after the plain graph's CRF loss stopped collecting every
 # step's alphas, which made BiLSTM-CRF training 1.7x faster there): encoders behind which the CRF's
 # XLA-compiled loss trained the steady epoch >= 10% faster than the plain graph's.
-CRF_LOSS_XLA_FASTER_ON_CPU = {"cnn": True, "bigru": True}
+CRF_LOSS_XLA_FASTER_ON_CPU = frozenset({"cnn", "bigru"})
 
 
 def _tf_has_gpu() -> bool:
@@ -60,9 +55,7 @@ def use_xla(setting, encoder: str, head: str, phase: str) -> bool:
         return False
     if setting != "auto":
         return setting
-    if _tf_has_gpu():
-        return True
-    return XLA_FASTER_ON_CPU.get((encoder, head, phase), False)
+    return _tf_has_gpu()  # on a CPU the whole step under XLA never measured faster (above)
 
 
 def xla_inside_graphs(setting, encoder: str | None = None) -> bool | str:
@@ -73,6 +66,6 @@ def xla_inside_graphs(setting, encoder: str | None = None) -> bool | str:
     setting = jit_setting(setting)
     if keras.backend.backend() != "tensorflow" or setting is False:
         return False
-    if setting is True or _tf_has_gpu() or CRF_LOSS_XLA_FASTER_ON_CPU.get(encoder, False):
+    if setting is True or _tf_has_gpu() or encoder in CRF_LOSS_XLA_FASTER_ON_CPU:
         return True
     return "decode"

@@ -26,6 +26,7 @@ from seqlab.model.heads import build_head
 from seqlab.model.jit import use_xla, xla_inside_graphs
 
 PAD_TAG = -1
+MAX_BATCH_TOKENS = 16384  # padded tokens per decoding batch: long sentences come in smaller batches (bounded memory)
 
 
 @keras.saving.register_keras_serializable(package="seqlab")
@@ -36,7 +37,7 @@ class Tagger(keras.Model):
         task: the token and label side (a registered serializable object, or its serialized dict):
             `num_words`, `num_chars`, `num_casings`, `labels` (K names), `constraint_scheme` (or None),
             `names(tag ids) -> tag names`,
-            `encode_tokens(token lists) -> inputs`, `prediction_batches(token lists, size) -> (indices, inputs)`
+            `encode_tokens(token lists) -> inputs`, `prediction_batches(token lists, size, max tokens) -> (indices, inputs)`
             and `to_output(tag names) -> tags`.
         words, encoder, head: the `words`, `encoder` and `head` configs as dicts.
         seed: seeds word dropout.
@@ -51,7 +52,7 @@ class Tagger(keras.Model):
         self.words_config, self.encoder_config, self.head_config, self.seed = dict(words), dict(encoder), dict(head), seed
         self.jit_setting = jit_setting(jit_compile)
         self.features = WordFeatures(task.num_words, task.num_chars, words, num_casings=task.num_casings, seed=seed,
-                                     name="features")
+                                     unk_id=getattr(task, "unk_id", 1), name="features")
         self.encoder = build_encoder(encoder)
         self.emission_layer = keras.layers.Dense(len(task.labels), name="emissions")
         self.head = build_head(head, task.labels, task.constraint_scheme, PAD_TAG)
@@ -107,15 +108,21 @@ class Tagger(keras.Model):
 
     # -------------------------------------------------------------- tagging
     def tag_ids(self, sentences: list[list[str]], batch_size: int = 256) -> list[np.ndarray]:
-        """Decoded tag ids per sentence (int32 [len(sentence)] each), in input order; nothing is truncated."""
+        """Decoded tag ids per sentence (int32 [len(sentence)] each), in input order; nothing is truncated.
+        Batches of similar length, at most `batch_size` sentences and MAX_BATCH_TOKENS padded tokens."""
         if self._decoder is None:
             self._decoder = compiled_decoder(self, self.uses_xla("decode"))
         out: list[np.ndarray] = [np.zeros(0, np.int32)] * len(sentences)
-        for idx, inputs in self.task.prediction_batches(sentences, batch_size):
+        for idx, inputs in self.task.prediction_batches(sentences, batch_size, MAX_BATCH_TOKENS):
             ids = self._decoder(inputs)  # int32 [B, T]
             for row, i in enumerate(idx):
                 out[i] = ids[row, : len(sentences[i])]
         return out
+
+    def evaluate_loss(self, data) -> float:
+        """The mean loss over `data`, what Keras' evaluate reads (dev: seqlab.model.backend.as_dataset of
+        unshuffled seqlab.training.batches.BucketedBatches), with the weights as they are, dropout off."""
+        return float(self.evaluate(data, verbose=0, return_dict=True)["loss"])
 
     def tag_names(self, sentences: list[list[str]], batch_size: int = 256) -> list[list[str]]:
         """Tag names per sentence as the model decoded them (the training scheme, e.g. BIOES)."""

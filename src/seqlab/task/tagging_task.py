@@ -18,10 +18,10 @@ from typing import Iterator
 import keras
 import numpy as np
 
-from seqlab import choices
+from seqlab.config import choices
 from seqlab.data.corpus import Sentence
 from seqlab.data.schemes import iob2_to_bioes, to_iob2
-from seqlab.data.vocab import CASINGS, Vocabulary, length_batches
+from seqlab.data.vocab import CASINGS, UNK_ID, EncodedCorpus, Vocabulary, length_batches
 
 
 @keras.saving.register_keras_serializable(package="seqlab")
@@ -29,7 +29,7 @@ class TaggingTask:
     """A task (ner, chunk, pos), its vocabulary and labels, and its tag schemes.
 
     Args:
-        name: a key of `seqlab.choices.TASKS`.
+        name: a key of `seqlab.config.choices.TASKS`.
         vocabulary: a `Vocabulary` (or its dict, from a saved config); it holds the labels.
         train_scheme: span tasks: the scheme the model is trained in (iob2 or bioes); ignored for pos.
     """
@@ -45,9 +45,8 @@ class TaggingTask:
         """Vocabulary and labels from the training sentences only (`train` is in IOB2, or free tags for pos);
         `words` is the words config (min_freq, lowercase, digits_to_zero, max_word_len)."""
         task = cls(name, Vocabulary([], [], []), train_scheme)
-        sentences = [Sentence(s.tokens, tuple(task.to_training(s.tags))) for s in train]
-        task.vocabulary = Vocabulary.build(sentences, words.min_freq, words.lowercase, words.digits_to_zero,
-                                           words.max_word_len)
+        task.vocabulary = Vocabulary.build(task.training_sentences(train), words.min_freq, words.lowercase,
+                                           words.digits_to_zero, words.max_word_len)
         return task
 
     # ------------------------------------------------------------ what the model reads
@@ -63,6 +62,11 @@ class TaggingTask:
     @property
     def num_chars(self) -> int:
         return len(self.vocabulary.chars)
+
+    @property
+    def unk_id(self) -> int:
+        """The word id of unknown words (what word dropout and singleton replacement use)."""
+        return UNK_ID
 
     @property
     def num_casings(self) -> int:
@@ -85,8 +89,12 @@ class TaggingTask:
 
     # ------------------------------------------------------------ conversions
     def to_training(self, tags) -> list[str]:
-        """IOB2 (or free) tags -> the training scheme."""
+        """IOB2 (or free) tags -> the training scheme. The one place where sentences change scheme."""
         return iob2_to_bioes(tags) if self.train_scheme == "bioes" else list(tags)
+
+    def training_sentences(self, sentences: list[Sentence]) -> list[Sentence]:
+        """Sentences with IOB2 (or free) tags -> the same sentences with tags in the training scheme."""
+        return [Sentence(s.tokens, tuple(self.to_training(s.tags))) for s in sentences]
 
     def names(self, ids) -> list[str]:
         """Decoded tag ids of one sentence -> tag names in the training scheme."""
@@ -101,18 +109,24 @@ class TaggingTask:
         """Token lists -> {"words": [B, T], "chars": [B, T, W], "casing": [B, T]} int32, 0-padded."""
         return self.vocabulary.encode_tokens(batch)
 
-    def encode_corpus(self, token_lists, tag_lists=None):
+    def encode_corpus(self, token_lists, tag_lists=None) -> EncodedCorpus:
         """Sentences (and their tags in the training scheme) encoded once: a seqlab.data.vocab.EncodedCorpus,
         whose `batch(indices)` gives what encode_tokens and encode_tags give."""
         return self.vocabulary.encode_corpus(token_lists, tag_lists)
+
+    def encode_training(self, sentences: list[Sentence]) -> EncodedCorpus:
+        """Sentences with IOB2 (or free) tags encoded once, their tags in the training scheme."""
+        return self.encode_corpus([s.tokens for s in sentences], [self.to_training(s.tags) for s in sentences])
 
     def encode_tags(self, batch, length: int) -> np.ndarray:
         """Tag lists in the training scheme -> int32 [B, length]."""
         return self.vocabulary.encode_tags(batch, length)
 
-    def prediction_batches(self, sentences, batch_size: int) -> Iterator[tuple[np.ndarray, dict]]:
-        """(sentence indices, inputs) for batches of similar length; empty batches are skipped."""
-        for idx in length_batches([len(s) for s in sentences], batch_size, rng=None):
+    def prediction_batches(self, sentences, batch_size: int, max_tokens: int | None = None
+                           ) -> Iterator[tuple[np.ndarray, dict]]:
+        """(sentence indices, inputs) for batches of similar length, at most `batch_size` sentences and (with
+        `max_tokens`) at most that many padded tokens each; empty batches are skipped."""
+        for idx in length_batches([len(s) for s in sentences], batch_size, rng=None, max_tokens=max_tokens):
             batch = [sentences[i] for i in idx]
             if any(batch):
                 yield idx, self.encode_tokens(batch)

@@ -1,0 +1,319 @@
+"""`train(cfg)`: config -> data -> model -> training -> evaluation -> tracking, top to bottom.
+
+    from seqlab.config import compose
+    from seqlab.jobs.pipeline import prepare, train
+    result = train(compose(["+encoder=bilstm"]))       # one whole run, recorded in MLflow
+    prepared = prepare(compose(["+encoder=cnn"]))        # the data and the compiled model (scripts, notebooks)
+
+Each step takes only the config sections it uses; every MLflow call goes through seqlab.tracking.
+The steps are also used one by one by seqlab.jobs.search for each keras-tuner trial.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import keras
+from omegaconf import DictConfig, OmegaConf
+
+from seqlab import tracking
+from seqlab.config import flatten
+from seqlab.data import Corpus, Sentence
+from seqlab.data.corpus import content_digest, split_stats
+from seqlab.errors import TrainingError
+from seqlab.evaluation import Scores, figures, invalid_transition_rate, score
+from seqlab.jobs import sweep
+from seqlab.jobs.reading import Data, prepare_data
+from seqlab.model import Tagger, build_tagger
+from seqlab.model.backend import as_dataset
+from seqlab.model.init import initialise
+from seqlab.task import TaggingTask
+from seqlab.training import (BucketedBatches, Checkpoint, DevScore, FitOptions, Outcome, Stage, StopState, TimeLimit,
+                             fit, inverse_time_decay, make_optimizer)
+from seqlab.training import checkpoint as checkpoints
+
+log = logging.getLogger("seqlab")
+
+
+@dataclass
+class Prepared:
+    """The data and the compiled model of a config; `coverage`: the pretrained vectors' share of the
+    training vocabulary (None without them)."""
+
+    data: Data
+    model: Tagger
+    coverage: float | None = None
+
+    @property
+    def task(self) -> TaggingTask:
+        return self.model.task
+
+
+def reset(seed: int) -> None:
+    """Nothing leaks from a previous job or trial of the same process."""
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
+
+
+def plain(node) -> dict:
+    return OmegaConf.to_container(node, resolve=True)
+
+
+# ---------------------------------------------------------------- model
+def build_task(task_name: str, train_scheme: str, data: Data, words: DictConfig) -> TaggingTask:
+    """The task: vocabulary and labels from the training split only (`words`: min_freq, lowercase, ...)."""
+    return TaggingTask.build(task_name, data.train, words, train_scheme)
+
+
+def build_model(task: TaggingTask, words: DictConfig, encoder: DictConfig, head: DictConfig, seed: int,
+                jit_compile="auto", init: str = "keras") -> tuple[Tagger, float | None]:
+    """The built tagger (its word embedding from words.pretrained_path when set) and the vectors' coverage
+    of the training vocabulary (None without vectors)."""
+    from seqlab.data.vectors import embedding_matrix
+
+    vectors, coverage = None, None
+    if words.get("pretrained_path"):
+        vectors, coverage = embedding_matrix(task.vocabulary, words.pretrained_path, words.pretrained_format, words.dim, seed)
+        log.info("pretrained vectors %s cover %.1f%% of the training vocabulary", words.pretrained_path, 100 * coverage)
+    model = build_tagger(task, plain(words), plain(encoder), plain(head), seed=seed, word_vectors=vectors,
+                         jit_compile=jit_compile)
+    initialise(model, init, seed)
+    return model, coverage
+
+
+def compile_model(model: Tagger, optimizer: DictConfig) -> Tagger:
+    """Compile with the `optimizer` config's choice; the training step under XLA where trainer.jit_compile says."""
+    o = optimizer
+    model.compile(optimizer=make_optimizer(o.name, o.lr, o.clipnorm, o.momentum, o.get("weight_decay"), o.get("ema")),
+                  jit_compile=model.uses_xla("train"))
+    return model
+
+
+def prepare(cfg: DictConfig, data: Data | None = None) -> Prepared:
+    """Seeded from scratch: the data (unless given), the task and the compiled model of `cfg`."""
+    reset(cfg.seed)
+    data = data or prepare_data(cfg.data, cfg.task.name)
+    task = build_task(cfg.task.name, cfg.data.train_scheme, data, cfg.words)
+    model, coverage = build_model(task, cfg.words, cfg.encoder, cfg.head, cfg.seed, cfg.trainer.jit_compile,
+                                  cfg.get("init", "keras"))
+    return Prepared(data, compile_model(model, cfg.optimizer), coverage)
+
+
+# ---------------------------------------------------------------- training
+def dev_scorer(model: Tagger, dev: list[Sentence], batch_size: int):
+    """() -> {monitor: the dev metric, "val_loss": the dev loss, "dev_decode_seconds": ...}, for DevScore.
+    The dev loss breaks early stopping's ties (a dev split without entities scores 0 at every epoch)."""
+    task = model.task
+    tokens, gold = [list(s.tokens) for s in dev], [list(s.tags) for s in dev]
+    dev_batches = as_dataset(BucketedBatches(dev, task, batch_size, shuffle=False), xla=bool(model.jit_compile))
+
+    def score_dev() -> dict:
+        started = time.perf_counter()
+        predicted = model.tag(tokens, batch_size)
+        seconds = time.perf_counter() - started
+        return {task.monitor: score(task.kind, gold, predicted).metrics[task.metric],
+                "val_loss": model.evaluate_loss(dev_batches), "dev_decode_seconds": seconds}
+
+    return score_dev
+
+
+class PerEpochTestScore(keras.callbacks.Callback):
+    """trainer.test_each_epoch: the test metric after every epoch (`test_<metric>_by_epoch`), for F1-against-time
+    figures; never used to choose anything. Scored with the weights dev was scored with (stage SCORE)."""
+
+    stage = Stage.SCORE
+
+    def __init__(self, model: Tagger, test: list[Sentence], batch_size: int):
+        super().__init__()
+        self.tagger, self.batch_size = model, batch_size
+        self.tokens, self.gold = [list(s.tokens) for s in test], [list(s.tags) for s in test]
+
+    def on_epoch_end(self, epoch, logs=None):
+        task = self.tagger.task
+        value = score(task.kind, self.gold, self.tagger.tag(self.tokens, self.batch_size)).metrics[task.metric]
+        tracking.log_metrics({f"test_{task.metric}_by_epoch": value}, step=epoch + 1)
+
+
+def training_callbacks(model: Tagger, data: Data, trainer: DictConfig, lr: float, lr_decay: float,
+                       seconds_before: float = 0.0) -> list:
+    """What the `trainer` and `optimizer` configs ask of every epoch: the dev score, the learning-rate
+    schedule, test scores per epoch (never used to choose), the time limit."""
+    callbacks = [DevScore(dev_scorer(model, data.corpus.dev, trainer.eval_batch_size))]
+    if lr_decay:
+        callbacks.append(inverse_time_decay(lr, lr_decay))
+    if trainer.get("test_each_epoch"):
+        callbacks.append(PerEpochTestScore(model, data.corpus.test, trainer.eval_batch_size))
+    if trainer.get("max_minutes"):
+        callbacks.append(TimeLimit(60 * trainer.max_minutes, seconds_before))
+    return callbacks
+
+
+def training_batches(model: Tagger, data: Data, batch_size: int, seed: int, singleton_unk: float) -> BucketedBatches:
+    return BucketedBatches(data.train, model.task, batch_size, seed, singleton_unk)
+
+
+# ---------------------------------------------------------------- evaluation
+@dataclass
+class Evaluation:
+    """The test split tagged and scored: ids in the training scheme, tags in the output scheme."""
+
+    tokens: list[list[str]]
+    gold: list[list[str]]
+    ids: list
+    predicted: list[list[str]]
+    scores: Scores
+    sentences_per_second: float
+    invalid_transition_rate: float | None
+
+
+def evaluate(model: Tagger, test: list[Sentence], batch_size: int) -> Evaluation:
+    task = model.task
+    tokens, gold = [list(s.tokens) for s in test], [list(s.tags) for s in test]
+    started = time.perf_counter()
+    ids = model.tag_ids(tokens, batch_size)
+    seconds = time.perf_counter() - started
+    raw = [task.names(row) for row in ids]  # in the training scheme
+    predicted = [task.to_output(tags) for tags in raw]
+    scores = score(task.kind, gold, predicted)
+    log.info("test %s", "  ".join(f"{k} {v:.4f}" for k, v in scores.metrics.items()))
+    invalid = invalid_transition_rate(raw, task.labels, task.constraint_scheme) if task.constraint_scheme else None
+    return Evaluation(tokens, gold, ids, predicted, scores, len(tokens) / max(seconds, 1e-9), invalid)
+
+
+def record_test(result: Evaluation, model: Tagger) -> None:
+    """Test scores, predictions and figures on the active run."""
+    tracking.log_test_scores(result.scores)
+    metrics = {"predict_sentences_per_sec": result.sentences_per_second}
+    if result.invalid_transition_rate is not None:
+        metrics["test_invalid_transition_rate"] = result.invalid_transition_rate
+    tracking.log_metrics(metrics)
+    tracking.log_predictions(result.tokens, result.gold, result.predicted)
+    tracking.log_figure(model.head.transition_figure(result.ids), "transition_matrix.png")
+    kind = model.task.kind
+    if kind.spans:
+        figure = figures.plot_f1_by_type(result.scores.per_label, result.scores.support,
+                                         f"test {kind.unit} F1 by type", f"F1 (n = gold {kind.unit}s of the type)")
+        tracking.log_figure(figure, "f1_by_type.png")
+    else:
+        figure = figures.plot_f1_by_type(result.scores.per_label, result.scores.support, "test accuracy by gold tag",
+                                         "accuracy (n = gold tokens)")
+        tracking.log_figure(figure, "accuracy_by_tag.png")
+    tracking.log_text(model_summary(model), "model_summary.txt")
+
+
+def record_model(model: Tagger, name: str, example: list[list[str]], register_as: str | None) -> str | None:
+    """Log the tagger as the run's pyfunc model `name`; returns the registered version (with register_as)."""
+    info = tracking.log_tagger(model, name=name, input_example=example, registered_model_name=register_as)
+    uri = f"runs:/{tracking.active_run_id()}/{name}"
+    tracking.set_tags({"model_uri": uri, "model_id": info.model_id})
+    log.info("logged the model as %s%s", uri,
+             f", registered as {register_as} version {info.registered_model_version}" if register_as else "")
+    return info.registered_model_version if register_as else None
+
+
+def record_data(data: Data, prepared: Prepared) -> None:
+    """Per-split counts as data_stats.json (params hold the config only), each split as an MLflow input,
+    OOV rates, sizes."""
+    corpus, task = data.corpus, prepared.task
+    table = {}
+    for split, sentences in corpus.splits().items():
+        table[split] = split_stats(sentences, spans=task.kind.spans)
+        tracking.log_split(corpus.name, split, corpus.sources.get(split, corpus.name), content_digest(sentences))
+    tracking.log_dict(table, "data_stats.json")
+    metrics = {"oov_rate_dev": task.vocabulary.oov_rate(corpus.dev), "oov_rate_test": task.vocabulary.oov_rate(corpus.test),
+               "num_params": prepared.model.count_params()}
+    if prepared.coverage is not None:
+        metrics["pretrained_coverage"] = prepared.coverage
+    tracking.log_metrics(metrics)
+
+
+def model_summary(model) -> str:
+    lines: list[str] = []
+    model.summary(print_fn=lambda line, *args, **kwargs: lines.append(line))
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- the whole run
+def run_tags(cfg: DictConfig, corpus: Corpus) -> dict[str, str]:
+    """The tags every run of this config carries: what it is (task, encoder, head, data) and its sweep."""
+    in_sweep = sweep.current()
+    tags = {"task": cfg.task.name, "encoder": cfg.encoder.name, "head": cfg.head.name, "data": corpus.name,
+            **sweep.job_details()}
+    if in_sweep is not None:
+        tags["sweep"] = in_sweep.name
+    return tags
+
+
+def resume_point(cfg: DictConfig):
+    """The checkpoint's state when trainer.resume=true and one exists, else None."""
+    if not cfg.trainer.get("resume"):
+        return None
+    return checkpoints.load_state(cfg.trainer.checkpoint, checkpoints.config_of(flatten(cfg)))
+
+
+def train(cfg: DictConfig, data: Data | None = None) -> dict:
+    """Train one tagger as `cfg` says, evaluate it on test, record it all in MLflow. `data`: the config's data,
+    when the caller read it already (seqlab.jobs.reading.prepare_data)."""
+    prepared = prepare(cfg, data)
+    data, model, task = prepared.data, prepared.model, prepared.task
+    log.info("model: %s encoder, %s head, %d parameters, %d tags", cfg.encoder.name, cfg.head.name,
+             model.count_params(), len(task.labels))
+    in_sweep = sweep.current()
+    tags = {**run_tags(cfg, data.corpus), "test_digest": content_digest(data.corpus.test)}
+    state = resume_point(cfg)
+    with tracking.training_run(cfg.tracking, tags, run_name=sweep.run_name(cfg, data.corpus.name, in_sweep),
+                               parent_run_id=in_sweep.parent_run_id if in_sweep else None,
+                               resume_run_id=state.run_id if state else None) as run_id:
+        log.info("MLflow run %s in %s", run_id, cfg.tracking.uri)
+        log.debug("resolved config:\n%s", OmegaConf.to_yaml(cfg, resolve=True))
+        log.debug("%r, labels %s", task, task.labels)
+        resume, initial_epoch, seconds_before = None, 0, 0.0
+        if state is None:
+            tracking.log_config(cfg)
+            record_data(data, prepared)
+        else:
+            best_weights = checkpoints.restore(model, state, cfg.trainer.checkpoint)
+            resume = StopState(state.best, state.best_loss, state.best_epoch, state.wait, best_weights)
+            initial_epoch, seconds_before = state.epoch, state.train_seconds
+            log.info("resuming from %s after epoch %d (best %s %.4f at epoch %d)", cfg.trainer.checkpoint, state.epoch,
+                     task.monitor, state.best, state.best_epoch + 1)
+        started = time.perf_counter()
+        callbacks = [*training_callbacks(model, data, cfg.trainer, cfg.optimizer.lr, cfg.optimizer.get("lr_decay", 0.0),
+                                         seconds_before), tracking.EpochMetrics(task.monitor)]
+        if cfg.trainer.get("checkpoint"):
+            callbacks.append(Checkpoint(cfg.trainer.checkpoint, run_id, checkpoints.config_of(flatten(cfg)), seconds_before,
+                                        clock=lambda: time.perf_counter() - started))
+        options = FitOptions(cfg.trainer.epochs, task.monitor, cfg.trainer.patience, cfg.trainer.min_delta,
+                             cfg.trainer.get("progress"), initial_epoch, resume)
+        batches = training_batches(model, data, cfg.trainer.batch_size, cfg.seed, cfg.words.get("singleton_unk", 0.0))
+        outcome = fit(model, batches, options, callbacks)
+        seconds = time.perf_counter() - started
+        best = record_outcome(outcome, task.monitor, cfg.optimizer.lr, seconds, seconds_before, len(data.train))
+        result = evaluate(model, data.corpus.test, cfg.trainer.eval_batch_size)
+        record_test(result, model)
+        if cfg.tracking.log_model:
+            # A sweep registers only its best job's model, when it ends (seqlab.jobs.sweep.finish).
+            register_as = None if in_sweep is not None else cfg.tracking.get("register_as")
+            record_model(model, sweep.tagger_name(cfg, data.corpus.name), [list(s.tokens) for s in data.corpus.test[:2]],
+                         register_as)
+    return {"monitor": task.monitor, task.monitor: best, f"test_{task.metric}": result.scores.metrics[task.metric],
+            "run_id": run_id}
+
+
+def record_outcome(outcome: Outcome, monitor: str, lr: float, seconds: float, seconds_before: float,
+                   sentences: int) -> float:
+    """The fit's summary metrics on the active run; raises TrainingError when no epoch was usable."""
+    if outcome.nan_loss:
+        if not outcome.scored:
+            raise TrainingError(f"the loss became NaN or infinite in the first epoch; lower optimizer.lr={lr}")
+        tracking.set_tags({"nan_loss": f"after epoch {outcome.epochs_run - 1}: kept the best epoch, {outcome.best_epoch}"})
+    if outcome.chosen_by_loss:
+        tracking.set_tags({"best_epoch_chosen_by": "val_loss"})
+    best = max(outcome.best_score, 0.0)
+    log.info("trained in %.1fs; best %s %.4f at epoch %d", seconds, monitor, best, outcome.best_epoch)
+    tracking.log_metrics({"best_epoch": outcome.best_epoch, f"best_{monitor}": best,
+                          "train_seconds": seconds_before + seconds,
+                          "train_sentences_per_sec": sentences * outcome.epochs_run / max(seconds, 1e-9)})
+    return best
