@@ -54,7 +54,7 @@ def small_task():
     return TaggingTask("ner", vocab, "iob2")
 
 
-@pytest.mark.parametrize("head", ["crf", "softmax"])
+@pytest.mark.parametrize("head", ["crf", pytest.param("softmax", marks=pytest.mark.slow)])
 def test_tagger_trains_saves_and_reloads_with_identical_predictions(tmp_path, head):
     model = build_tagger(small_task(), WORDS, ENCODER, {"name": head, "constrained": head == "crf"})
     model.compile(optimizer="adam")

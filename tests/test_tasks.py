@@ -136,7 +136,7 @@ def test_a_new_encoder_is_one_registry_entry(monkeypatch):
     cfg.encoder.name = "widecnn"
     check_config(cfg)  # the checks read the same registry
     cfg.encoder.name = "nosuch"
-    with pytest.raises(Exception, match="encoder.name='nosuch' is invalid: expected one of bilstm, bigru, cnn, idcnn, widecnn"):
+    with pytest.raises(Exception, match="encoder.name='nosuch' is invalid: expected one of bilstm, bigru, cnn, idcnn, transformer, widecnn"):
         check_config(cfg)
 
 

@@ -54,7 +54,7 @@ def with_space(cfg, space: dict):
     [
         ({"encoder.unitz": {"type": "int", "min": 1, "max": 4}}, "no encoder option has a key 'unitz'"),
         ({"optimizer.lrate": {"type": "float", "min": 0.1, "max": 0.4}}, "unknown config key 'optimizer.lrate'"),
-        ({"encoder": {"type": "choice", "values": ["bilstm", "transformer"]}}, "values must be a choice among .* not transformer"),
+        ({"encoder": {"type": "choice", "values": ["bilstm", "lstm"]}}, "values must be a choice among .* not lstm"),
         ({"task": {"type": "choice", "values": ["ner", "pos"]}}, "task cannot be searched"),
         ({"encoder": {"type": "choice", "values": ["cnn", "idcnn"]}, "encoder.units": {"type": "int", "min": 4, "max": 8}},
          "none of the searched encoder options \\(cnn, idcnn\\) has a key 'units'"),

@@ -6,7 +6,7 @@ import pytest
 
 from seqlab.testing import compose, tiny_overrides
 from seqlab.data.corpus import Sentence
-from seqlab.data.vectors import embedding_matrix
+from seqlab.data.vectors import embeddings_for, load_vectors
 from seqlab.data.vocab import CASINGS, Vocabulary, casing_id
 from seqlab.errors import ConfigError, DataError
 
@@ -19,28 +19,32 @@ def test_casing_classes():
 
 
 def write_vectors(path, header):
-    lines = ["paris 1 2 3", "Europe 4 5 6", "the 7 8 9"]
-    path.write_text(("3 3\n" if header else "") + "\n".join(lines) + "\n")
+    lines = ["paris 1 2 3", "Europe 4 5 6", "the 7 8 9", "berlin 0.5 0.25 2"]
+    path.write_text(("4 3\n" if header else "") + "\n".join(lines) + "\n")
     return str(path)
 
 
 @pytest.mark.parametrize("header", [True, False])
 def test_pretrained_vectors_initialise_found_words_and_report_coverage(tmp_path, header):
     vocab = Vocabulary.build([Sentence(("Paris", "Europe", "rejects", "the"), ("B-LOC", "B-LOC", "O", "O"))])
-    path = write_vectors(tmp_path / "v.txt", header)
-    matrix, coverage = embedding_matrix(vocab, path, "auto", 3, seed=0)
-    assert coverage == 0.75  # Paris (via lower case), Europe, the; not rejects
+    vectors = load_vectors(write_vectors(tmp_path / "v.txt", header))
+    embeddings = embeddings_for(vocab, vectors, 3, seed=0)
+    assert embeddings.coverage == 0.75  # Paris (via lower case), Europe, the; not rejects
+    matrix = embeddings.trained
     assert matrix[vocab.word_id("Paris")].tolist() == [1, 2, 3] and matrix[vocab.word_id("the")].tolist() == [7, 8, 9]
     assert not np.allclose(matrix[vocab.word_id("rejects")], 0) and (matrix[0] == 0).all()
+    # berlin: never in training, known to the vectors -> its own fixed id, with its vector (float16)
+    assert vocab.extra_words == ["berlin"] and vocab.word_id("Berlin") == len(vocab.words)
+    assert embeddings.fixed.dtype == np.float16 and embeddings.fixed[0].tolist() == [0.5, 0.25, 2.0]
+    assert vocab.word_id("Madrid") == 1  # in neither: UNK
     with pytest.raises(ConfigError, match="words.dim=5 but .* 3-dimensional"):
-        embedding_matrix(vocab, path, "auto", 5, seed=0)
+        embeddings_for(vocab, vectors, 5, seed=0)
 
 
 def test_bad_vectors_file_names_the_line(tmp_path):
-    vocab = Vocabulary.build([Sentence(("a",), ("O",))])
     (tmp_path / "bad.txt").write_text("a 1 2\nb 1\n")
     with pytest.raises(DataError, match=r"bad\.txt:2: expected a word and 2 numbers"):
-        embedding_matrix(vocab, str(tmp_path / "bad.txt"), "glove", 2, seed=0)
+        load_vectors(str(tmp_path / "bad.txt"), "glove")
 
 
 @pytest.mark.slow
@@ -49,7 +53,7 @@ def test_run_with_pretrained_frozen_vectors_logs_coverage(tmp_path):
 
     vectors = tmp_path / "glove.txt"
     vectors.write_text("".join(f"{w} " + " ".join(["0.5"] * 16) + "\n" for w in ["the", "i", "a", "to", "you", "and"]))
-    cfg = compose(tiny_overrides(tmp_path, "+encoder=bigru", "words.casing=true", f"words.pretrained_path={vectors}",
+    cfg = compose(tiny_overrides(tmp_path, "+encoder=bigru", "words.casing=true", f"words.pretrained={vectors}",
                                  "words.freeze=true", "tracking.log_model=false"))
     result = train(cfg)
     run = mlflow.tracking.MlflowClient(cfg.tracking.uri).get_run(result["run_id"])

@@ -23,7 +23,7 @@ def _check(ok: bool, key: str, value: Any, expected: str) -> None:
 # Keys that count or size something: each must be an integer >= 1 where it is present.
 AT_LEAST_ONE = (
     "encoder.layers", "encoder.units", "encoder.filters", "encoder.kernel_size", "encoder.blocks",
-    "words.dim", "words.min_freq", "words.char_dim", "words.char_filters", "words.char_kernel", "words.char_units",
+    "words.min_freq", "words.char_dim", "words.char_filters", "words.char_kernel", "words.char_units",
     "words.max_word_len", "words.casing_dim",
     "trainer.epochs", "trainer.batch_size", "trainer.patience", "trainer.eval_batch_size",
     "tuner.max_trials", "tuner.executions_per_trial", "tuner.epochs", "tuner.patience", "compare.resamples",
@@ -109,6 +109,7 @@ def check_config(cfg: DictConfig, search: bool = True) -> None:
            cfg.words.get("char_activation"), "tanh or linear")
     _check(cfg.words.pretrained_format in ("auto", "glove", "word2vec"), "words.pretrained_format",
            cfg.words.pretrained_format, "auto, glove or word2vec")
+    check_representations(cfg)
     _check(cfg.optimizer.name in choices.OPTIMIZERS, "optimizer.name", cfg.optimizer.name, f"one of {', '.join(choices.OPTIMIZERS)}")
     _check(cfg.optimizer.lr > 0, "optimizer.lr", cfg.optimizer.lr, "a float > 0")
     _check(cfg.optimizer.clipnorm is None or cfg.optimizer.clipnorm > 0, "optimizer.clipnorm", cfg.optimizer.clipnorm, "null or a float > 0")
@@ -119,6 +120,7 @@ def check_config(cfg: DictConfig, search: bool = True) -> None:
     ema = cfg.optimizer.get("ema")
     _check(ema is None or 0 < ema < 1, "optimizer.ema", ema, "null or a float in (0, 1), e.g. 0.999")
     _check(0 <= cfg.optimizer.momentum < 1, "optimizer.momentum", cfg.optimizer.momentum, "a float in [0, 1)")
+    check_schedule(cfg.optimizer)
     if cfg.get("tuner") is not None and search:
         t = cfg.tuner
         _check(t.name in choices.TUNERS, "tuner.name", t.name, f"one of {', '.join(choices.TUNERS)}")
@@ -131,6 +133,39 @@ def check_config(cfg: DictConfig, search: bool = True) -> None:
             _check(bool(cfg.data[split]), f"data.{split}", cfg.data[split], "a path to a column file (data=conll needs data.train and data.test)")
     if cfg.data.source == "hf" and not cfg.data.from_disk and cfg.data.name == "hf":
         raise ConfigError("data=hf needs data.name=<hub dataset id> or data.from_disk=PATH")
+
+
+def check_representations(cfg: DictConfig) -> None:
+    """words.dim, words.pretrained and a transformer's preset: a named resource must be installed, a path must
+    exist (one line naming what to install or fix; nothing is read yet)."""
+    from seqlab.config.pretrained import backbone_folder, vectors_source
+
+    words, enc = cfg.words, cfg.encoder
+    transformer = enc.get("name") == "transformer"
+    _check(isinstance(words.dim, int) and words.dim >= 0, "words.dim", words.dim, "an integer >= 0 (0: no word embedding)")
+    if words.dim == 0 and not transformer:
+        _check(words.chars != "none" or words.casing, "words.dim", 0,
+               "an integer >= 1 here: with words.chars=none and words.casing=false nothing would represent a word")
+    if words.get("pretrained"):
+        _check(words.dim > 0, "words.dim", words.dim, "the vectors' size with words.pretrained (e.g. 50 for glove6b50)")
+        vectors_source(words.pretrained)
+        most = words.get("pretrained_max_words")
+        _check(most is None or most >= 0, "words.pretrained_max_words", most, "null or an integer >= 0")
+    if transformer:
+        _check(enc.pooling in ("first", "mean", "last"), "encoder.pooling", enc.pooling, "first, mean or last")
+        backbone_folder(enc.preset)
+
+
+def check_schedule(optimizer: DictConfig) -> None:
+    """The learning-rate schedule and the encoder's own learning rate."""
+    schedule = optimizer.get("schedule", "constant")
+    _check(schedule in ("constant", "linear"), "optimizer.schedule", schedule, "constant or linear")
+    warmup = optimizer.get("warmup", 0.1)
+    _check(0 <= warmup < 1, "optimizer.warmup", warmup, "a float in [0, 1): the share of the steps spent warming up")
+    _check(schedule == "constant" or not optimizer.get("lr_decay"), "optimizer.lr_decay", optimizer.get("lr_decay"),
+           "0 with optimizer.schedule=linear (one schedule at a time)")
+    encoder_lr = optimizer.get("encoder_lr")
+    _check(encoder_lr is None or encoder_lr > 0, "optimizer.encoder_lr", encoder_lr, "null or a float > 0")
 
 
 def check_finite(cfg: DictConfig) -> None:

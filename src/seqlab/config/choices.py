@@ -2,9 +2,9 @@
 
     task:      ner | chunk | pos                      (TASKS)
     data:      data.source = embedded | conll | hf    (DATA_SOURCES)
-    encoder:   bilstm | bigru | cnn | idcnn           (ENCODERS)
+    encoder:   bilstm | bigru | cnn | idcnn | transformer (ENCODERS)
     head:      crf | softmax                          (HEADS)
-    optimizer: optimizer.name = adam | sgd | rmsprop  (OPTIMIZERS)
+    optimizer: optimizer.name = adam | adamw | sgd | rmsprop (OPTIMIZERS)
     tuner:     tuner.name = random | bayesian | hyperband | grid (TUNERS)
 
 `seqlab.config.check_config` reads the names and schemas from here; the
@@ -69,14 +69,25 @@ class IDCNNEncoderConfig:
     dropout: float = 0.5
 
 
+@dataclass
+class TransformerEncoderConfig:
+    name: str = "transformer"
+    preset: str = "minilm_l6"  # a name of seqlab.config.pretrained.BACKBONES or a local BERT-family folder
+    pooling: str = "first"  # first | mean | last: which subtokens make a word's vector
+    dropout: float = 0.1  # on the pooled word vectors
+    trainable: bool = True  # false: the backbone stays frozen (only the features and the head learn)
+
+
 ENCODERS = {
     "bilstm": Option("seqlab.model.encoders:RNNEncoder", RNNEncoderConfig, {"cell": "lstm"}),
     "bigru": Option("seqlab.model.encoders:RNNEncoder", RNNEncoderConfig, {"cell": "gru"}),
     "cnn": Option("seqlab.model.encoders:CNNEncoder", CNNEncoderConfig),
     "idcnn": Option("seqlab.model.encoders:IDCNNEncoder", IDCNNEncoderConfig),
+    "transformer": Option("seqlab.model.transformer:build_transformer_encoder", TransformerEncoderConfig),
 }
 # The schema files conf/encoder/*.yaml pull (/schema/encoder/<name>), one per distinct schema.
-ENCODER_SCHEMAS = {"rnn": RNNEncoderConfig, "cnn": CNNEncoderConfig, "idcnn": IDCNNEncoderConfig}
+ENCODER_SCHEMAS = {"rnn": RNNEncoderConfig, "cnn": CNNEncoderConfig, "idcnn": IDCNNEncoderConfig,
+                   "transformer": TransformerEncoderConfig}
 
 
 # ---------------------------------------------------------------- heads
@@ -133,6 +144,7 @@ DATA_SOURCES = {
 }
 OPTIMIZERS = {
     "adam": Option("keras.optimizers:Adam"),
+    "adamw": Option("keras.optimizers:AdamW"),
     "sgd": Option("keras.optimizers:SGD"),
     "rmsprop": Option("keras.optimizers:RMSprop"),
 }

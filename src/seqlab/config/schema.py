@@ -60,7 +60,7 @@ class DataConfig:
 class WordsConfig:
     """Word representation: word embedding + character CNN (Ma & Hovy 2016), dropout 0.5."""
 
-    dim: int = 100  # word embedding size (Lample et al. 2016 use 100)
+    dim: int = 100  # word embedding size (Lample et al. 2016 use 100); 0: no word embedding (a transformer's own)
     min_freq: int = 1  # rarer training words map to UNK
     lowercase: bool = False
     digits_to_zero: bool = True  # 1984 and 2001 share one entry (Lample et al. 2016)
@@ -77,8 +77,9 @@ class WordsConfig:
     max_word_len: int = 20  # longer words are cut for the character features only
     casing: bool = False  # casing embedding (Reimers & Gurevych 2017)
     casing_dim: int = 8
-    pretrained_path: Optional[str] = None  # a local GloVe or word2vec text file
-    pretrained_format: str = "auto"  # auto | glove | word2vec
+    pretrained: Optional[str] = None  # word vectors: glove6b50 (the pretrained extra) or a GloVe / word2vec text file
+    pretrained_format: str = "auto"  # auto | glove | word2vec (a file only)
+    pretrained_max_words: Optional[int] = 100000  # vector words beyond the training vocabulary kept for dev, test and inference (most frequent first); null: all
     freeze: bool = False  # keep the (pretrained) word embedding fixed
 
 
@@ -108,6 +109,9 @@ class OptimizerConfig:
     lr_decay: float = 0.0  # the lr of epoch e (from 0) is lr / (1 + lr_decay * e), as NCRF++ (Lample et al.) decay it
     weight_decay: Optional[float] = None  # L2 on every weight (NCRF++: 1e-8); null: none
     ema: Optional[float] = None  # average the weights (per-step moving average, this momentum); dev, test and the model use the average
+    schedule: str = "constant"  # constant | linear: warm up over `warmup` of the steps, then decay linearly to 0 (fine-tuning)
+    warmup: float = 0.1  # linear schedule: the share of all training steps spent warming up
+    encoder_lr: Optional[float] = None  # a pretrained encoder's own learning rate (null: lr); the head and features keep lr
 
 
 @dataclass

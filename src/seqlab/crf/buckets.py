@@ -18,8 +18,8 @@ def bucket_length(n: int) -> int:
     return max(BUCKET, -(-int(n) // BUCKET) * BUCKET)
 
 
-def pad_to_bucket(*arrays, axes: tuple[int, ...] = (1,)):
-    """Each array padded with zeros (False for bool) on `axes` up to `bucket_length` of that axis.
+def pad_to_bucket(*arrays, axes: tuple[int, ...] = (1,), value=0):
+    """Each array padded with `value` (zeros; False for bool) on `axes` up to `bucket_length` of that axis.
 
     NumPy arrays stay NumPy arrays; anything else is taken as a TensorFlow tensor, whose padding width
     is computed in the graph when the dimension is unknown. Returns a list, in order.
@@ -30,7 +30,7 @@ def pad_to_bucket(*arrays, axes: tuple[int, ...] = (1,)):
             widths = [(0, 0)] * a.ndim
             for axis in axes:
                 widths[axis] = (0, bucket_length(a.shape[axis]) - a.shape[axis])
-            out.append(np.pad(a, widths))
+            out.append(np.pad(a, widths, constant_values=value))
         return out
     import tensorflow as tf
 
@@ -41,5 +41,5 @@ def pad_to_bucket(*arrays, axes: tuple[int, ...] = (1,)):
         for axis in axes:
             n = tf.shape(a)[axis]
             rows[axis] = tf.stack([0, tf.maximum(BUCKET - n, (-n) % BUCKET)])
-        out.append(tf.pad(a, tf.stack(rows)))
+        out.append(tf.pad(a, tf.stack(rows), constant_values=value))
     return out

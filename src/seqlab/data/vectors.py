@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from seqlab.config.pretrained import vectors_source
+from seqlab.data.tokens import normalize_token
 from seqlab.data.vocab import Vocabulary
 from seqlab.errors import ConfigError, DataError
 
@@ -101,11 +102,21 @@ def read_vectors(path: str, fmt: str = "auto", wanted: set[str] | None = None) -
 class Embeddings:
     """What a tagger's word embedding starts from: float32 [len(vocab.words), dim] for the training words
     (trained on), float16 [len(vocab.extra_words), dim] for the words only the vectors know (kept fixed),
-    and the share of the training vocabulary the vectors cover."""
+    the share of the training vocabulary the vectors cover, and which training words they cover (bool
+    [len(vocab.words)])."""
 
     trained: np.ndarray
     fixed: np.ndarray
     coverage: float
+    covered: np.ndarray
+
+    def token_coverage(self, vocab: Vocabulary, sentences) -> float:
+        """The share of the tokens of `sentences` (a split) that get a pretrained vector."""
+        ids = np.array([vocab.word_id(normalize_token(t)) for s in sentences for t in s.tokens], np.int64)
+        if not len(ids):
+            return 0.0
+        extra = ids >= len(vocab.words)
+        return float(np.mean(extra | self.covered[np.minimum(ids, len(vocab.words) - 1)]))
 
 
 def embeddings_for(vocab: Vocabulary, vectors: Vectors, dim: int, seed: int, max_extra: int | None = None) -> Embeddings:
@@ -118,32 +129,17 @@ def embeddings_for(vocab: Vocabulary, vectors: Vectors, dim: int, seed: int, max
     scale = np.sqrt(3.0 / dim)
     trained = rng.uniform(-scale, scale, size=(len(vocab.words), dim)).astype(np.float32)
     trained[0] = 0.0
-    used, found = set(), 0
+    used, covered = set(), np.zeros(len(vocab.words), bool)
     for i, word in enumerate(vocab.words[2:], start=2):
         row = vectors.row(word)
         if row is not None:
             trained[i] = vectors.matrix[row]
             used.add(row)
-            found += 1
+            covered[i] = True
     known = set(vocab.words)
     extra = [i for i, w in enumerate(vectors.words) if i not in used and w not in known]
     if max_extra is not None:
         extra = extra[:max_extra]
     vocab.set_extra_words([vectors.words[i] for i in extra])
     fixed = vectors.matrix[extra].astype(np.float16) if extra else np.zeros((0, dim), np.float16)
-    return Embeddings(trained, fixed, found / max(len(vocab.words) - 2, 1))
-
-
-def embedding_matrix(vocab: Vocabulary, path: str, fmt: str, dim: int, seed: int) -> tuple[np.ndarray, float]:
-    """float32 [len(vocab.words), dim] initialised from a vectors file, and its coverage of the vocabulary (the
-    training words only; see `embeddings_for` for the words beyond them)."""
-    vectors, file_dim = read_vectors(path, fmt, wanted=set(vocab.words[2:]) | {w.lower() for w in vocab.words[2:]})
-    words = list(vectors)
-    matrix = np.stack([vectors[w] for w in words]) if words else np.zeros((0, file_dim), np.float32)
-    table = Vectors(words, matrix, path)
-    if file_dim != dim:
-        raise ConfigError(f"words.dim={dim} but {path} holds {file_dim}-dimensional vectors; set words.dim={file_dim}")
-    saved = list(vocab.extra_words)
-    result = embeddings_for(vocab, table, dim, seed, max_extra=0)
-    vocab.set_extra_words(saved)
-    return result.trained, result.coverage
+    return Embeddings(trained, fixed, int(covered.sum()) / max(len(vocab.words) - 2, 1), covered)

@@ -10,6 +10,7 @@ import json
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -186,6 +187,7 @@ class EncodedCorpus:
     widths: np.ndarray
     tags: np.ndarray | None
     offsets: np.ndarray
+    extra: Callable[[np.ndarray], dict] | None = None  # sentence indices -> more inputs (a transformer's subwords)
 
     def batch(self, indices) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
         """Sentence indices -> ({"words": [B, T], "chars": [B, T, W], "casing": [B, T]}, tags [B, T] or None)."""
@@ -204,7 +206,10 @@ class EncodedCorpus:
             chars[row, :n] = self.chars[a:b, :width]
             if tags is not None:
                 tags[row, :n] = self.tags[a:b]
-        return {"words": words, "chars": chars, "casing": casing}, tags
+        inputs = {"words": words, "chars": chars, "casing": casing}
+        if self.extra is not None:
+            inputs.update(self.extra(indices))
+        return inputs, tags
 
 
 def length_batches(lengths: list[int], batch_size: int, rng: np.random.Generator | None,

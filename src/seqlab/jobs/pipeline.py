@@ -31,7 +31,7 @@ from seqlab.model.backend import as_dataset
 from seqlab.model.init import initialise
 from seqlab.task import TaggingTask
 from seqlab.training import (BucketedBatches, Checkpoint, DevScore, FitOptions, Outcome, Stage, StopState, TimeLimit,
-                             fit, inverse_time_decay, make_optimizer)
+                             WarmupLinearDecay, fit, inverse_time_decay, make_optimizer)
 from seqlab.training import checkpoint as checkpoints
 
 log = logging.getLogger("seqlab")
@@ -39,12 +39,12 @@ log = logging.getLogger("seqlab")
 
 @dataclass
 class Prepared:
-    """The data and the compiled model of a config; `coverage`: the pretrained vectors' share of the
-    training vocabulary (None without them)."""
+    """The data and the compiled model of a config; `embeddings`: what words.pretrained gave the word
+    embedding (seqlab.data.vectors.Embeddings; None without vectors)."""
 
     data: Data
     model: Tagger
-    coverage: float | None = None
+    embeddings: object | None = None
 
     @property
     def task(self) -> TaggingTask:
@@ -62,43 +62,76 @@ def plain(node) -> dict:
 
 
 # ---------------------------------------------------------------- model
-def build_task(task_name: str, train_scheme: str, data: Data, words: DictConfig) -> TaggingTask:
-    """The task: vocabulary and labels from the training split only (`words`: min_freq, lowercase, ...)."""
-    return TaggingTask.build(task_name, data.train, words, train_scheme)
+def build_task(task_name: str, train_scheme: str, data: Data, words: DictConfig,
+               encoder: DictConfig | None = None) -> TaggingTask:
+    """The task: vocabulary and labels from the training split only (`words`: min_freq, lowercase, ...); a
+    transformer `encoder` adds its backbone's WordPiece vocabulary (the subword inputs)."""
+    task = TaggingTask.build(task_name, data.train, words, train_scheme)
+    if encoder is not None and encoder.get("preset"):
+        from seqlab.config.pretrained import backbone_folder
+        from seqlab.data.wordpiece import WordPiece
+
+        task.subwords = WordPiece.from_folder(backbone_folder(encoder.preset))
+    return task
+
+
+def pretrained_embeddings(task: TaggingTask, words: DictConfig, seed: int):
+    """The word embeddings words.pretrained starts from (seqlab.data.vectors.Embeddings; it also gives the
+    task's vocabulary the words only the vectors know), or None without vectors."""
+    if not words.get("pretrained"):
+        return None
+    from seqlab.data.vectors import embeddings_for, load_vectors
+
+    started = time.perf_counter()
+    vectors = load_vectors(words.pretrained, words.get("pretrained_format", "auto"))
+    embeddings = embeddings_for(task.vocabulary, vectors, words.dim, seed, words.get("pretrained_max_words"))
+    log.info("pretrained vectors %s (%d x %d, read in %.1fs) cover %.1f%% of the %d training words; %d more words "
+             "kept fixed for dev, test and inference", words.pretrained, len(vectors.words), vectors.dim,
+             time.perf_counter() - started, 100 * embeddings.coverage, len(task.vocabulary.words) - 2,
+             len(embeddings.fixed))
+    return embeddings
 
 
 def build_model(task: TaggingTask, words: DictConfig, encoder: DictConfig, head: DictConfig, seed: int,
-                jit_compile="auto", init: str = "keras") -> tuple[Tagger, float | None]:
-    """The built tagger (its word embedding from words.pretrained_path when set) and the vectors' coverage
-    of the training vocabulary (None without vectors)."""
-    from seqlab.data.vectors import embedding_matrix
-
-    vectors, coverage = None, None
-    if words.get("pretrained_path"):
-        vectors, coverage = embedding_matrix(task.vocabulary, words.pretrained_path, words.pretrained_format, words.dim, seed)
-        log.info("pretrained vectors %s cover %.1f%% of the training vocabulary", words.pretrained_path, 100 * coverage)
-    model = build_tagger(task, plain(words), plain(encoder), plain(head), seed=seed, word_vectors=vectors,
+                jit_compile="auto", init: str = "keras") -> tuple[Tagger, object | None]:
+    """The built tagger (its word embedding from words.pretrained when set) and the embeddings the vectors
+    gave (None without vectors)."""
+    embeddings = pretrained_embeddings(task, words, seed)
+    model = build_tagger(task, plain(words), plain(encoder), plain(head), seed=seed, word_vectors=embeddings,
                          jit_compile=jit_compile)
     initialise(model, init, seed)
-    return model, coverage
+    return model, embeddings
 
 
-def compile_model(model: Tagger, optimizer: DictConfig) -> Tagger:
-    """Compile with the `optimizer` config's choice; the training step under XLA where trainer.jit_compile says."""
+def compile_model(model: Tagger, optimizer: DictConfig, steps: int = 1) -> Tagger:
+    """Compile with the `optimizer` config's choice; the training step under XLA where trainer.jit_compile says.
+    `steps`: how many training steps the run will take at most (the linear schedule decays to 0 there)."""
     o = optimizer
-    model.compile(optimizer=make_optimizer(o.name, o.lr, o.clipnorm, o.momentum, o.get("weight_decay"), o.get("ema")),
+    lr = o.lr
+    if o.get("schedule", "constant") == "linear":
+        lr = WarmupLinearDecay(o.lr, round(o.get("warmup", 0.1) * steps), steps)
+    scaled, factor = (), 1.0
+    if o.get("encoder_lr") is not None:
+        scaled, factor = model.encoder.trainable_variables, o.encoder_lr / o.lr
+    model.compile(optimizer=make_optimizer(o.name, lr, o.clipnorm, o.momentum, o.get("weight_decay"), o.get("ema"),
+                                           scaled=scaled, lr_factor=factor),
                   jit_compile=model.uses_xla("train"))
     return model
+
+
+def training_steps(data: Data, trainer: DictConfig) -> int:
+    """The most optimizer steps `trainer` takes on `data`: epochs x batches per epoch."""
+    return max(1, trainer.epochs * -(-len(data.train) // trainer.batch_size))
 
 
 def prepare(cfg: DictConfig, data: Data | None = None) -> Prepared:
     """Seeded from scratch: the data (unless given), the task and the compiled model of `cfg`."""
     reset(cfg.seed)
     data = data or prepare_data(cfg.data, cfg.task.name)
-    task = build_task(cfg.task.name, cfg.data.train_scheme, data, cfg.words)
-    model, coverage = build_model(task, cfg.words, cfg.encoder, cfg.head, cfg.seed, cfg.trainer.jit_compile,
-                                  cfg.get("init", "keras"))
-    return Prepared(data, compile_model(model, cfg.optimizer), coverage)
+    task = build_task(cfg.task.name, cfg.data.train_scheme, data, cfg.words, cfg.encoder)
+    model, embeddings = build_model(task, cfg.words, cfg.encoder, cfg.head, cfg.seed, cfg.trainer.jit_compile,
+                                    cfg.get("init", "keras"))
+    return Prepared(data, compile_model(model, cfg.optimizer, training_steps(data, cfg.trainer)), embeddings)
 
 
 # ---------------------------------------------------------------- training
@@ -224,8 +257,12 @@ def record_data(data: Data, prepared: Prepared) -> None:
     tracking.log_dict(table, "data_stats.json")
     metrics = {"oov_rate_dev": task.vocabulary.oov_rate(corpus.dev), "oov_rate_test": task.vocabulary.oov_rate(corpus.test),
                "num_params": prepared.model.count_params()}
-    if prepared.coverage is not None:
-        metrics["pretrained_coverage"] = prepared.coverage
+    embeddings = prepared.embeddings
+    if embeddings is not None:
+        metrics["pretrained_coverage"] = embeddings.coverage  # of the training words
+        metrics["pretrained_coverage_dev"] = embeddings.token_coverage(task.vocabulary, corpus.dev)  # of the tokens
+        metrics["pretrained_coverage_test"] = embeddings.token_coverage(task.vocabulary, corpus.test)
+        metrics["pretrained_extra_words"] = task.num_fixed_words
     tracking.log_metrics(metrics)
 
 

@@ -23,15 +23,14 @@ def is_tensorflow() -> bool:
     return keras.backend.backend() == "tensorflow"
 
 
-def input_signature() -> dict:
-    """The tagger's inputs as TensorFlow specs with unknown batch, time and word-length dimensions."""
+RANKS = {"words": 2, "casing": 2, "chars": 3, "subwords": 3, "piece_word": 3}  # [B, T], [B, T, W], [B, NW, W']
+
+
+def input_signature(names=("words", "chars", "casing")) -> dict:
+    """The tagger's inputs (`names`: the task's input_names) as TensorFlow specs with unknown dimensions."""
     import tensorflow as tf
 
-    return {
-        "words": tf.TensorSpec((None, None), tf.int32),  # [B, T]
-        "chars": tf.TensorSpec((None, None, None), tf.int32),  # [B, T, W]
-        "casing": tf.TensorSpec((None, None), tf.int32),  # [B, T]
-    }
+    return {name: tf.TensorSpec((None,) * RANKS[name], tf.int32) for name in names}
 
 
 def predict_step(model, *args):
@@ -54,6 +53,9 @@ def pad_inputs(x: dict, y=None):
     words, casing = pad_to_bucket(x["words"], x["casing"])
     (chars,) = pad_to_bucket(x["chars"], axes=(1, 2))
     out = {"words": words, "chars": chars, "casing": casing}
+    if "subwords" in x:  # only the subtoken axis: NW is almost always 1, and the backbone's cost grows with it
+        (out["subwords"],) = pad_to_bucket(x["subwords"], axes=(2,))
+        (out["piece_word"],) = pad_to_bucket(x["piece_word"], axes=(2,), value=-1)
     return out if y is None else (out, pad_to_bucket(y)[0])
 
 
@@ -73,7 +75,8 @@ def compiled_decoder(model, xla: bool = False):
         return decode
     import tensorflow as tf
 
-    decode = tf.function(model.decode_inputs, input_signature=[input_signature()], jit_compile=xla)
+    decode = tf.function(model.decode_inputs, input_signature=[input_signature(model.task.input_names)],
+                         jit_compile=xla)
     if not xla:
         return lambda x: decode(x).numpy()
     return lambda x: decode(pad_inputs(x)).numpy()[:, : x["words"].shape[1]]
@@ -108,7 +111,7 @@ def as_dataset(batches, xla: bool = False):
         return PaddedBatches(batches)
     import tensorflow as tf
 
-    signature = (input_signature(), tf.TensorSpec((None, None), tf.int32))
+    signature = (input_signature(batches.input_names), tf.TensorSpec((None, None), tf.int32))
     passes = itertools.count(batches.epoch)  # Keras starts one pass (a new iterator) per epoch
     pad = pad_inputs if xla else (lambda x, y: (x, y))
 

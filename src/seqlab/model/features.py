@@ -95,15 +95,21 @@ class WordFeatures(keras.layers.Layer):
     `word_dropout` > 0, training replaces each word by UNK with that probability,
     drawn from a generator seeded by `seed`. `num_casings` is the number of casing
     classes the preprocessing knows (index 0 = padding); `unk_id` the unknown word's id
-    (the task's: this layer never reads a vocabulary).
+    (the task's: this layer never reads a vocabulary). `num_fixed`: word ids num_words ..
+    num_words + num_fixed - 1 are words only pretrained vectors know; their vectors (float16
+    [num_fixed, dim], `fixed_embedding`) are never trained. `words["dim"] == 0`: no word
+    embedding (a transformer encoder brings its own).
     """
 
-    def __init__(self, num_words, num_chars, words, num_casings=8, seed=1, unk_id=1, **kwargs):
+    def __init__(self, num_words, num_chars, words, num_casings=8, seed=1, unk_id=1, num_fixed=0, **kwargs):
         super().__init__(**kwargs)
         self.num_words, self.num_chars, self.words = num_words, num_chars, dict(words)
         self.num_casings, self.seed, self.unk_id = int(num_casings), int(seed), int(unk_id)
         w = self.words
-        self.embed = keras.layers.Embedding(num_words, w["dim"], name="word_embedding", trainable=not w.get("freeze", False))
+        self.num_fixed = int(num_fixed) if w["dim"] else 0
+        self.embed = (keras.layers.Embedding(num_words, w["dim"], name="word_embedding", trainable=not w.get("freeze", False))
+                      if w["dim"] else None)
+        self.fixed_embedding = None
         chars = w.get("chars", "none")
         if chars == "cnn":
             self.char_layer = CharCNN(num_chars, w["char_dim"], w["char_filters"], w["char_kernel"],
@@ -123,7 +129,11 @@ class WordFeatures(keras.layers.Layer):
         return dim + (self.words["casing_dim"] if self.casing else 0)
 
     def build(self, input_shape=None):
-        self.embed.build((None, None))
+        if self.embed is not None:
+            self.embed.build((None, None))
+        if self.num_fixed:
+            self.fixed_embedding = self.add_weight(shape=(self.num_fixed, self.words["dim"]), dtype="float16",
+                                                   initializer="zeros", trainable=False, name="fixed_embedding")
         if self.char_layer is not None:
             self.char_layer.build((None, None))
         if self.casing is not None:
@@ -134,16 +144,26 @@ class WordFeatures(keras.layers.Layer):
         if training and self.word_dropout > 0:
             drop = keras.random.uniform(ops.shape(ids), seed=self.seed_generator) < self.word_dropout
             ids = ops.where(ops.logical_and(drop, ids > self.unk_id), self.unk_id, ids)
-        parts = [self.embed(ids)]  # [B, T, dim]
+        parts = [self.embed_words(ids)] if self.embed is not None else []  # [B, T, dim]
         if self.char_layer is not None:
             parts.append(self.char_layer(inputs["chars"], training=training))  # [B, T, C]
         if self.casing is not None:
             parts.append(self.casing(inputs["casing"]))  # [B, T, casing_dim]
+        if not parts:
+            return None
         x = ops.concatenate(parts, axis=-1) if len(parts) > 1 else parts[0]
         return self.dropout(x, training=training)
+
+    def embed_words(self, ids):
+        """Word ids int [B, T] -> float [B, T, dim]: trained vectors below num_words, fixed ones above."""
+        if not self.num_fixed:
+            return self.embed(ids)
+        trained = self.embed(ops.minimum(ids, self.num_words - 1))
+        fixed = ops.take(self.fixed_embedding, ops.clip(ids - self.num_words, 0, self.num_fixed - 1), axis=0)
+        return ops.where((ids >= self.num_words)[..., None], ops.cast(fixed, trained.dtype), trained)
 
     def get_config(self):
         config = super().get_config()
         config.update(num_words=self.num_words, num_chars=self.num_chars, words=self.words, num_casings=self.num_casings,
-                      seed=self.seed, unk_id=self.unk_id)
+                      seed=self.seed, unk_id=self.unk_id, num_fixed=self.num_fixed)
         return config

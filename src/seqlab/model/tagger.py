@@ -42,9 +42,11 @@ class Tagger(keras.Model):
         words, encoder, head: the `words`, `encoder` and `head` configs as dicts.
         seed: seeds word dropout.
         jit_compile: "auto", True or False: whether `tag` decodes under XLA (seqlab.model.jit).
+        encoder_layer: the encoder itself (or its serialized dict), where building it from the config would
+            read files: a transformer's backbone is loaded from its preset once, then saved with the tagger.
     """
 
-    def __init__(self, task, words, encoder, head, seed=1, jit_compile="auto", **kwargs):
+    def __init__(self, task, words, encoder, head, seed=1, jit_compile="auto", encoder_layer=None, **kwargs):
         super().__init__(**kwargs)
         if isinstance(task, dict):  # from a saved config
             task = keras.saving.deserialize_keras_object(task)
@@ -52,8 +54,12 @@ class Tagger(keras.Model):
         self.words_config, self.encoder_config, self.head_config, self.seed = dict(words), dict(encoder), dict(head), seed
         self.jit_setting = jit_setting(jit_compile)
         self.features = WordFeatures(task.num_words, task.num_chars, words, num_casings=task.num_casings, seed=seed,
-                                     unk_id=getattr(task, "unk_id", 1), name="features")
-        self.encoder = build_encoder(encoder)
+                                     unk_id=getattr(task, "unk_id", 1), num_fixed=getattr(task, "num_fixed_words", 0),
+                                     name="features")
+        if isinstance(encoder_layer, dict):
+            encoder_layer = keras.saving.deserialize_keras_object(encoder_layer)
+        self.encoder = encoder_layer if encoder_layer is not None else build_encoder(encoder)
+        self.reads_inputs = bool(getattr(self.encoder, "reads_inputs", False))
         self.emission_layer = keras.layers.Dense(len(task.labels), name="emissions")
         self.head = build_head(head, task.labels, task.constraint_scheme, PAD_TAG)
         self.head.xla = xla_inside_graphs(self.jit_setting, self.encoder_config["name"])
@@ -77,15 +83,23 @@ class Tagger(keras.Model):
         self.build()
 
     def get_config(self):
-        return {"task": keras.saving.serialize_keras_object(self.task), "words": self.words_config,
-                "encoder": self.encoder_config, "head": self.head_config, "seed": self.seed, "jit_compile": self.jit_setting, "name": self.name}
+        config = {"task": keras.saving.serialize_keras_object(self.task), "words": self.words_config,
+                  "encoder": self.encoder_config, "head": self.head_config, "seed": self.seed,
+                  "jit_compile": self.jit_setting, "name": self.name}
+        if self.reads_inputs:  # a pretrained encoder: its architecture travels with the file, not its preset's path
+            config["encoder_layer"] = keras.saving.serialize_keras_object(self.encoder)
+        return config
 
     # -------------------------------------------------------------- forward
     def call(self, inputs, training=False):
-        """{"words": [B, T], "chars": [B, T, W], "casing": [B, T]} -> emission scores float [B, T, K]."""
+        """{"words": [B, T], "chars": [B, T, W], "casing": [B, T]} (a transformer's also "subwords",
+        "piece_word": [B, NW, W']) -> emission scores float [B, T, K]."""
         mask = inputs["words"] > 0  # [B, T]
-        x = self.features(inputs, training=training)  # [B, T, D]
-        h = self.encoder(x, mask=mask, training=training)  # [B, T, H]
+        x = self.features(inputs, training=training) if self.features.output_dim else None  # [B, T, D]
+        if self.reads_inputs:
+            h = self.encoder(inputs, features=x, mask=mask, training=training)  # [B, T, H (+ D)]
+        else:
+            h = self.encoder(x, mask=mask, training=training)  # [B, T, H]
         return self.emission_layer(h)  # [B, T, K]
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
@@ -137,10 +151,15 @@ def build_tagger(task, words: dict, encoder: dict, head: dict, seed: int = 1, wo
                  jit_compile="auto") -> Tagger:
     """Create and build a Tagger so that its weights exist.
 
-    `word_vectors`: optional float [num_words, dim] initial word embeddings (pretrained).
+    `word_vectors`: pretrained word embeddings: float [num_words, dim] (the trained table's start), or a
+    seqlab.data.vectors.Embeddings (its `trained` table, and its `fixed` one for the task's extra words).
     """
     model = Tagger(task, words, encoder, head, seed=seed, jit_compile=jit_compile, name="tagger")
     model.build()
     if word_vectors is not None:
-        model.features.embed.embeddings.assign(word_vectors)
+        trained = getattr(word_vectors, "trained", word_vectors)
+        model.features.embed.embeddings.assign(trained)
+        fixed = getattr(word_vectors, "fixed", None)
+        if fixed is not None and len(fixed):
+            model.features.fixed_embedding.assign(fixed)
     return model

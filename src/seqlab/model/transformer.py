@@ -27,6 +27,14 @@ def load_backbone(folder: str):
     return keras_hub.models.BertBackbone.from_preset(str(folder))
 
 
+def build_transformer_encoder(preset: str, pooling: str = "first", dropout: float = 0.1, trainable: bool = True,
+                              name: str = "encoder") -> "TransformerEncoder":
+    """The `encoder` config's transformer: the backbone `preset` names (seqlab.config.pretrained), loaded now."""
+    from seqlab.config.pretrained import backbone_folder
+
+    return TransformerEncoder(load_backbone(backbone_folder(preset)), pooling, dropout, trainable, name=name)
+
+
 @keras.saving.register_keras_serializable(package="seqlab")
 class TransformerEncoder(keras.layers.Layer):
     """A BERT-family backbone whose subtokens are pooled into words; H = the backbone's hidden size.
@@ -36,17 +44,25 @@ class TransformerEncoder(keras.layers.Layer):
         pooling: which subtokens make a word's vector: "first" (BERT's own tagging recipe), "mean" or "last".
         dropout: on the pooled word vectors.
         trainable_backbone: False keeps the backbone's weights fixed (encoder.trainable=false).
-        feature_dim: the size of the word features concatenated to the pooled vectors (0: none).
+        feature_dim: the size of the word features concatenated to the pooled vectors (0: none); `build`
+            sets it from its input shape [B, T, D].
     """
+
+    reads_inputs = True  # called as encoder(inputs, features=..., mask=...): it reads the subword inputs
 
     def __init__(self, backbone, pooling="first", dropout=0.1, trainable_backbone=True, feature_dim=0, **kwargs):
         super().__init__(**kwargs)
         if pooling not in POOLINGS:
             raise ValueError(f"encoder.pooling={pooling!r} is not one of {', '.join(POOLINGS)}")
-        if isinstance(backbone, dict):
+        if isinstance(backbone, dict):  # from a saved tagger: the architecture only; its weights come from the file
+            import keras_hub  # noqa: F401  registers the backbone classes
+
             backbone = keras.saving.deserialize_keras_object(backbone)
         self.backbone = backbone
         self.backbone.trainable = bool(trainable_backbone)
+        for layer in backbone.layers:  # BERT's pooler reads [CLS] for sentence tasks: no gradient reaches it here
+            if layer.name == "pooled_dense":
+                layer.trainable = False
         self.pooling, self.dropout_rate = pooling, float(dropout)
         self.trainable_backbone, self.feature_dim = bool(trainable_backbone), int(feature_dim)
         self.dropout = keras.layers.Dropout(self.dropout_rate)
@@ -61,10 +77,13 @@ class TransformerEncoder(keras.layers.Layer):
         return self.hidden_dim + self.feature_dim
 
     def build(self, input_shape=None):
-        self.built = True  # the backbone comes built, with its weights
+        """input_shape: the word features' [B, T, D] (D may be 0). The backbone comes built, with its weights."""
+        self.feature_dim = int(input_shape[-1] or 0) if input_shape else self.feature_dim
+        self.built = True
 
-    def call(self, x, mask=None, training=False, inputs=None):
-        """x: word features float [B, T, D] or None; mask: bool [B, T]; inputs: the tagger's input dict."""
+    def call(self, inputs, features=None, mask=None, training=False):
+        """inputs: the tagger's input dict; features: word features float [B, T, D] or None; mask: bool [B, T]."""
+        x = features
         subwords, owners = inputs["subwords"], inputs["piece_word"]  # [B, NW, W]
         shape = ops.shape(subwords)
         batch, windows, width = shape[0], shape[1], shape[2]

@@ -20,6 +20,8 @@ import numpy as np
 from seqlab.data.tokens import normalize_token
 from seqlab.data.wordpiece import WordPiece
 
+ALIGN = 8  # = seqlab.crf.buckets.BUCKET, the multiple batches are padded to (checked by a test)
+
 
 def sentence_pieces(wordpiece: WordPiece, tokens) -> tuple[list[int], list[int]]:
     """(subtoken ids, the word index of each) of one sentence, without special tokens."""
@@ -47,12 +49,17 @@ def windows(n: int, size: int) -> list[tuple[int, int, int, int]]:
     return out
 
 
-def encode_subwords(wordpiece: WordPiece, sentences) -> dict[str, np.ndarray]:
-    """{"subwords": int32 [B, NW, W], "piece_word": int32 [B, NW, W]} for token lists `sentences`."""
-    size = max(1, wordpiece.max_positions - 2)  # room for [CLS] and [SEP]
+def window_size(wordpiece: WordPiece) -> int:
+    """Subtokens per window: the backbone's positions, less [CLS] and [SEP], so that a full window is a
+    multiple of ALIGN (padding a batch to a bucket never passes max_positions)."""
+    return max(1, (wordpiece.max_positions // ALIGN) * ALIGN - 2)
+
+
+def pack(wordpiece: WordPiece, pieces: list[tuple[list[int], list[int]]]) -> dict[str, np.ndarray]:
+    """Each sentence's (subtoken ids, word of each) -> {"subwords", "piece_word"}: int32 [B, NW, W]."""
+    size = window_size(wordpiece)
     per_sentence = []
-    for tokens in sentences:
-        ids, owners = sentence_pieces(wordpiece, tokens)
+    for ids, owners in pieces:
         rows = []
         for start, end, own_start, own_end in windows(len(ids), size):
             piece_word = [owners[i] if own_start <= i < own_end else -1 for i in range(start, end)]
@@ -60,10 +67,27 @@ def encode_subwords(wordpiece: WordPiece, sentences) -> dict[str, np.ndarray]:
         per_sentence.append(rows)
     n_windows = max((len(rows) for rows in per_sentence), default=1)
     width = max((len(ids) for rows in per_sentence for ids, _ in rows), default=2)
-    subwords = np.full((len(sentences), max(n_windows, 1), max(width, 2)), wordpiece.pad_id, np.int32)
+    subwords = np.full((len(pieces), max(n_windows, 1), max(width, 2)), wordpiece.pad_id, np.int32)
     piece_word = np.full(subwords.shape, -1, np.int32)
     for b, rows in enumerate(per_sentence):
         for w, (ids, owners) in enumerate(rows):
             subwords[b, w, : len(ids)] = ids
             piece_word[b, w, : len(owners)] = owners
     return {"subwords": subwords, "piece_word": piece_word}
+
+
+def encode_subwords(wordpiece: WordPiece, sentences) -> dict[str, np.ndarray]:
+    """{"subwords": int32 [B, NW, W], "piece_word": int32 [B, NW, W]} for token lists `sentences`."""
+    return pack(wordpiece, [sentence_pieces(wordpiece, tokens) for tokens in sentences])
+
+
+class CorpusPieces:
+    """The subtokens of a corpus, split once; called with sentence indices, the packed inputs of that batch
+    (what seqlab.data.vocab.EncodedCorpus.batch adds to the word-level inputs)."""
+
+    def __init__(self, wordpiece: WordPiece, sentences):
+        self.wordpiece = wordpiece
+        self.pieces = [sentence_pieces(wordpiece, tokens) for tokens in sentences]
+
+    def __call__(self, indices) -> dict[str, np.ndarray]:
+        return pack(self.wordpiece, [self.pieces[i] for i in indices])

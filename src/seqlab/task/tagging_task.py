@@ -22,6 +22,11 @@ from seqlab.config import choices
 from seqlab.data.corpus import Sentence
 from seqlab.data.schemes import iob2_to_bioes, to_iob2
 from seqlab.data.vocab import CASINGS, UNK_ID, EncodedCorpus, Vocabulary, length_batches
+from seqlab.data.wordpiece import WordPiece
+from seqlab.task.subwords import CorpusPieces, encode_subwords
+
+WORD_INPUTS = ("words", "chars", "casing")
+SUBWORD_INPUTS = ("subwords", "piece_word")
 
 
 @keras.saving.register_keras_serializable(package="seqlab")
@@ -32,13 +37,17 @@ class TaggingTask:
         name: a key of `seqlab.config.choices.TASKS`.
         vocabulary: a `Vocabulary` (or its dict, from a saved config); it holds the labels.
         train_scheme: span tasks: the scheme the model is trained in (iob2 or bioes); ignored for pos.
+        subwords: a transformer encoder's WordPiece vocabulary (or its dict): the inputs then also hold each
+            word's subtokens (seqlab.task.subwords); None for the other encoders.
     """
 
-    def __init__(self, name: str, vocabulary: Vocabulary | dict, train_scheme: str = "iob2"):
+    def __init__(self, name: str, vocabulary: Vocabulary | dict, train_scheme: str = "iob2",
+                 subwords: WordPiece | dict | None = None):
         self.name = name
         self.kind = choices.choose(choices.TASKS, name, "task.name")
         self.vocabulary = vocabulary if isinstance(vocabulary, Vocabulary) else Vocabulary(**vocabulary)
         self.train_scheme = train_scheme if self.kind.spans else None
+        self.subwords = WordPiece(**subwords) if isinstance(subwords, dict) else subwords
 
     @classmethod
     def build(cls, name: str, train: list[Sentence], words, train_scheme: str = "iob2") -> "TaggingTask":
@@ -56,8 +65,19 @@ class TaggingTask:
         return self.vocabulary.labels
 
     @property
+    def input_names(self) -> tuple[str, ...]:
+        """The keys of the inputs `encode_tokens` gives: words, chars, casing (and subwords, piece_word)."""
+        return WORD_INPUTS + (SUBWORD_INPUTS if self.subwords is not None else ())
+
+    @property
     def num_words(self) -> int:
+        """Trained word ids (padding, UNK, the training words); ids from here on are the fixed `extra_words`
+        of pretrained vectors (seqlab.data.vectors)."""
         return len(self.vocabulary.words)
+
+    @property
+    def num_fixed_words(self) -> int:
+        return len(self.vocabulary.extra_words)
 
     @property
     def num_chars(self) -> int:
@@ -106,13 +126,20 @@ class TaggingTask:
         return to_iob2(tags, self.train_scheme) if self.kind.spans else list(tags)
 
     def encode_tokens(self, batch) -> dict[str, np.ndarray]:
-        """Token lists -> {"words": [B, T], "chars": [B, T, W], "casing": [B, T]} int32, 0-padded."""
-        return self.vocabulary.encode_tokens(batch)
+        """Token lists -> {"words": [B, T], "chars": [B, T, W], "casing": [B, T]} int32, 0-padded, and with
+        subwords {"subwords", "piece_word": [B, NW, W']} (seqlab.task.subwords)."""
+        inputs = self.vocabulary.encode_tokens(batch)
+        if self.subwords is not None:
+            inputs.update(encode_subwords(self.subwords, batch))
+        return inputs
 
     def encode_corpus(self, token_lists, tag_lists=None) -> EncodedCorpus:
         """Sentences (and their tags in the training scheme) encoded once: a seqlab.data.vocab.EncodedCorpus,
         whose `batch(indices)` gives what encode_tokens and encode_tags give."""
-        return self.vocabulary.encode_corpus(token_lists, tag_lists)
+        corpus = self.vocabulary.encode_corpus(token_lists, tag_lists)
+        if self.subwords is not None:
+            corpus.extra = CorpusPieces(self.subwords, token_lists)
+        return corpus
 
     def encode_training(self, sentences: list[Sentence]) -> EncodedCorpus:
         """Sentences with IOB2 (or free) tags encoded once, their tags in the training scheme."""
@@ -133,12 +160,15 @@ class TaggingTask:
 
     # ------------------------------------------------------------ saving
     def get_config(self) -> dict:
-        return {"name": self.name, "vocabulary": self.vocabulary.to_dict(), "train_scheme": self.train_scheme}
+        config = {"name": self.name, "vocabulary": self.vocabulary.to_dict(), "train_scheme": self.train_scheme}
+        if self.subwords is not None:
+            config["subwords"] = self.subwords.to_dict()
+        return config
 
     @classmethod
     def from_config(cls, config: dict) -> "TaggingTask":
         return cls(**config)
 
     def __repr__(self) -> str:
-        return (f"TaggingTask({self.name!r}, {self.num_words} words, {self.num_chars} chars, "
+        return (f"TaggingTask({self.name!r}, {self.num_words} words (+{self.num_fixed_words} fixed), {self.num_chars} chars, "
                 f"{len(self.labels)} labels, train_scheme={self.train_scheme!r})")

@@ -5,7 +5,7 @@ from seqlab.training.batches import BucketedBatches
 from seqlab.training.checkpoint import Checkpoint
 from seqlab.training.loop import (BestEpoch, DevScore, FitOptions, Outcome, Stage, StopState, TimeLimit, fit,
                                   show_progress)
-from seqlab.training.optimizers import inverse_time_decay, make_optimizer
+from seqlab.training.optimizers import WarmupLinearDecay, inverse_time_decay, make_optimizer
 
 __all__ = ["BestEpoch", "BucketedBatches", "Checkpoint", "DevScore", "FitOptions", "Outcome", "Stage", "StopState",
-           "TimeLimit", "fit", "inverse_time_decay", "make_optimizer", "show_progress"]
+           "TimeLimit", "WarmupLinearDecay", "fit", "inverse_time_decay", "make_optimizer", "show_progress"]

@@ -30,6 +30,7 @@ class BucketedBatches(keras.utils.PyDataset):
         super().__init__()
         self.batch_size, self.seed, self.shuffle = batch_size, seed, shuffle
         self.lengths = [len(s) for s in sentences]
+        self.input_names = task.input_names
         self.encoded = task.encode_training(sentences)  # once
         self.singleton_unk = float(singleton_unk)
         words = self.encoded.words  # int32 [N tokens]

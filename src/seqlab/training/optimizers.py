@@ -37,15 +37,15 @@ def with_lr_factors(kind: type) -> type:
             super().__init__(*args, **kwargs)
             self.scaled_ids, self.lr_factor = {id(v) for v in scaled}, float(lr_factor)
 
-        def factor(self, variable) -> float:
-            return self.lr_factor if id(variable) in self.scaled_ids else 1.0
-
         def build(self, var_list):
             super().build(var_list)
-            self._factors = [self.factor(v) for v in var_list]
+            self._factors = [self.lr_factor if id(v) in self.scaled_ids else 1.0 for v in var_list]
+
+        def factor(self, variable) -> float:
+            return self._factors[self._get_variable_index(variable)]
 
         def update_step(self, gradient, variable, learning_rate):
-            f = self._factors[self._get_variable_index(variable)]
+            f = self.factor(variable)
             return super().update_step(gradient, variable, learning_rate if f == 1.0 else learning_rate * f)
 
         def _apply_weight_decay(self, variables):
