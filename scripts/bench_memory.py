@@ -3,8 +3,10 @@
     python scripts/bench_memory.py                                  # the README's main command, 2 rounds
     python scripts/bench_memory.py --rounds 3 --variant "trainer.jit_compile=true"
     python scripts/bench_memory.py --python /path/to/fresh/venv/bin/python
+    python scripts/bench_memory.py --rounds 1 --variant "trainer.jit_compile=auto" \
+        --variant "+encoder=transformer words.dim=0 words.casing=true optimizer.name=adamw optimizer.lr=1e-3 optimizer.encoder_lr=5e-5"
 
-Each variant is `python -m experiments.run +encoder=bilstm <overrides>` (the README's first
+Each variant is `python -m experiments.run +encoder=bilstm <overrides>` (or its own `+encoder=`; the README's first
 command on the embedded WNUT-16 data) in its own process and its own temporary MLflow store,
 the variants interleaved round by round so that they share the machine's state. The table
 gives, per variant, the medians over rounds of:
@@ -86,7 +88,8 @@ def one_run(python: str, overrides: list[str], env: dict, memory_limit: int | No
 
     with tempfile.TemporaryDirectory(prefix="seqlab-mem-") as tmp:
         uri = f"sqlite:///{tmp}/mlflow.db"
-        args = [python, "-m", "experiments.run", "+encoder=bilstm", *overrides, f"tracking.uri={uri}",
+        encoder = [] if any(o.startswith("+encoder=") for o in overrides) else ["+encoder=bilstm"]
+        args = [python, "-m", "experiments.run", *encoder, *overrides, f"tracking.uri={uri}",
                 f"tracking.artifact_location={tmp}/mlruns", f"hydra.run.dir={tmp}/hydra"]
         cgroup = MemoryCgroup(memory_limit) if memory_limit else None
         started, proc = time.perf_counter(), None

@@ -141,18 +141,23 @@ def tiny_transformer_cfg(tmp_path, preset, head, *extra):
                                   "optimizer.name=adamw", "optimizer.encoder_lr=1e-4", *extra))
 
 
-@pytest.mark.parametrize("head", ["crf", pytest.param("softmax", marks=pytest.mark.slow)])
-def test_a_transformer_tagger_gives_one_tag_per_word_whatever_the_subtokens_and_reloads(tmp_path, tiny_preset, head):
+@pytest.mark.parametrize("head, extra", [("crf", ()), pytest.param(
+    "softmax", ("encoder.trainable=false", "encoder.pooling=mean"), marks=pytest.mark.slow)])
+def test_a_transformer_tagger_gives_one_tag_per_word_whatever_the_subtokens_and_reloads(tmp_path, tiny_preset, head,
+                                                                                          extra):
     from seqlab.jobs.pipeline import prepare
     from seqlab.saving import load_tagger
     from seqlab.training import BucketedBatches
 
-    prepared = prepare(tiny_transformer_cfg(tmp_path, tiny_preset, head))
+    prepared = prepare(tiny_transformer_cfg(tmp_path, tiny_preset, head, *extra))
     model = prepared.model
     task = model.task
     assert task.subwords.split("unaffable") == ["una", "##ffa", "##ble"]
     batch = BucketedBatches(prepared.data.train, task, 4, seed=0)[0]
+    backbone = [keras.ops.convert_to_numpy(w).copy() for w in model.encoder.backbone.weights]
     assert np.isfinite(model.train_on_batch(*batch))
+    changed = [not np.array_equal(a, keras.ops.convert_to_numpy(w)) for a, w in zip(backbone, model.encoder.backbone.weights)]
+    assert any(changed) == ("encoder.trainable=false" not in extra)  # a frozen backbone stays as it was loaded
     long = ["Paris"] * 600  # 600 subtokens: windows of the 30 this backbone takes, overlapping by half
     sentences = [["Paris", "unaffable", "EU"], [], ["unaffable"], long]
     tags = model.tag(sentences)
@@ -191,3 +196,32 @@ def test_the_minilm_tagger_learns_above_chance_in_a_few_steps(tmp_path):
     result = train(cfg)
     history = [v for _, v in tracking.metric_history(result["run_id"], "val_entity_f1")]
     assert max(history) > 0.10, history  # an untrained tagger finds ~0 of WNUT's entities
+
+
+def test_subword_windows_are_padded_to_the_tagger_buckets_without_passing_the_backbone_positions():
+    from seqlab.crf.buckets import BUCKET, bucket_length
+    from seqlab.data.wordpiece import WordPiece
+    from seqlab.task.subwords import ALIGN, encode_subwords, window_size
+
+    assert ALIGN == BUCKET
+    for positions in (32, 37, 512):
+        wordpiece = WordPiece(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "a"], max_positions=positions)
+        width = encode_subwords(wordpiece, [["a"] * 1000])["subwords"].shape[2]
+        assert width == window_size(wordpiece) + 2 and bucket_length(width) <= positions
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["+encoder=bilstm", "words.dim=0", "words.chars=none", "words.casing=false"], "words.dim=0 is invalid: expected an integer >= 1 here"),
+    (["+encoder=bilstm", "words.pretrained=glove6b50", "words.dim=0"], "words.dim=0 is invalid: expected the vectors' size"),
+    (["+encoder=bilstm", "words.pretrained=/no/such/vectors.txt"], "words.pretrained='/no/such/vectors.txt' is neither a name"),
+    (["+encoder=transformer", "encoder.preset=/no/such/folder"], "encoder.preset='/no/such/folder' is neither a name"),
+    (["+encoder=transformer", "encoder.pooling=max"], "encoder.pooling='max' is invalid: expected first, mean or last"),
+    (["+encoder=bilstm", "optimizer.schedule=linear", "optimizer.lr_decay=0.05"], "optimizer.lr_decay=0.05 is invalid"),
+    (["+encoder=bilstm", "optimizer.schedule=cosine"], "optimizer.schedule='cosine' is invalid: expected constant or linear"),
+])
+def test_pretrained_settings_that_cannot_work_are_one_line_before_training(overrides, message):
+    from seqlab.config import check_config
+    from seqlab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+        check_config(compose(overrides))

@@ -62,9 +62,13 @@ class TaggerPyfunc(mlflow.pyfunc.PythonModel):
 BACKEND_PACKAGES = {"tensorflow": ["tensorflow"], "jax": ["jax", "jaxlib"], "torch": ["torch"]}
 
 
-def pip_requirements() -> list[str]:
-    """Pinned to what trained the model (its Keras backend's packages included): MLflow's inference
-    cannot see seqlab's custom layers. The .keras file itself loads on any backend."""
+PRETRAINED_PACKAGES = ["keras-hub", "tensorflow-text", "safetensors"]  # a transformer encoder's backbone classes
+
+
+def pip_requirements(model=None) -> list[str]:
+    """Pinned to what trained the model (its Keras backend's packages included, and keras-hub's for a
+    transformer encoder): MLflow's inference cannot see seqlab's custom layers. The .keras file itself loads
+    on any backend."""
     import importlib
     from importlib.metadata import PackageNotFoundError, version
 
@@ -77,6 +81,8 @@ def pip_requirements() -> list[str]:
             return importlib.import_module(name).__version__
 
     packages = [*BACKEND_PACKAGES.get(keras.backend.backend(), []), "keras", "numpy", "mlflow"]
+    if getattr(model, "reads_inputs", False):
+        packages += PRETRAINED_PACKAGES
     return [f"{name}=={installed(name)}" for name in packages]
 
 
@@ -96,7 +102,7 @@ def _model_parts(model):
                 python_model=TaggerPyfunc(model),
                 artifacts={"tagger": keras_path},
                 code_paths=[PACKAGE],
-                pip_requirements=pip_requirements(),
+                pip_requirements=pip_requirements(model),
             )
         finally:
             logger.removeFilter(quiet)
