@@ -111,7 +111,7 @@ class OptimizerConfig:
     ema: Optional[float] = None  # average the weights (per-step moving average, this momentum); dev, test and the model use the average
     schedule: str = "constant"  # constant | linear: warm up over `warmup` of the steps, then decay linearly to 0 (fine-tuning)
     warmup: float = 0.1  # linear schedule: the share of all training steps spent warming up
-    encoder_lr: Optional[float] = None  # a pretrained encoder's own learning rate (null: lr); the head and features keep lr
+    encoder_lr: Optional[float] = None  # the encoder's own learning rate (null: lr; a transformer's: min(lr, 5e-5)); the head and features keep lr
 
 
 @dataclass

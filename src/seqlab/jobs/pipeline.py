@@ -35,6 +35,7 @@ from seqlab.training import (BucketedBatches, Checkpoint, DevScore, FitOptions, 
 from seqlab.training import checkpoint as checkpoints
 
 log = logging.getLogger("seqlab")
+PRETRAINED_ENCODER_LR = 5e-5  # a transformer backbone's learning rate when optimizer.encoder_lr is null (BERT's)
 
 
 @dataclass
@@ -111,8 +112,11 @@ def compile_model(model: Tagger, optimizer: DictConfig, steps: int = 1) -> Tagge
     if o.get("schedule", "constant") == "linear":
         lr = WarmupLinearDecay(o.lr, round(o.get("warmup", 0.1) * steps), steps)
     scaled, factor = (), 1.0
-    if o.get("encoder_lr") is not None:
-        scaled, factor = model.encoder.trainable_variables, o.encoder_lr / o.lr
+    encoder_lr = o.get("encoder_lr")
+    if encoder_lr is None and model.reads_inputs:  # a pretrained backbone at a head's 1e-3 forgets what it knew
+        encoder_lr = min(o.lr, PRETRAINED_ENCODER_LR)
+    if encoder_lr is not None:
+        scaled, factor = model.encoder.trainable_variables, encoder_lr / o.lr
     model.compile(optimizer=make_optimizer(o.name, lr, o.clipnorm, o.momentum, o.get("weight_decay"), o.get("ema"),
                                            scaled=scaled, lr_factor=factor),
                   jit_compile=model.uses_xla("train"))
