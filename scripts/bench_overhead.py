@@ -111,7 +111,7 @@ def main() -> None:
         with tracking.training_run(cfg.tracking, {"script": "bench_overhead"}):
             start = time.perf_counter()
             callbacks = [*training_callbacks(model, data, cfg.trainer, cfg.optimizer.lr, 0.0),
-                         tracking.EpochMetrics(model.task.monitor), timer]
+                         tracking.epoch_metrics(model.task.monitor), timer]
             fit(model, training_batches(model, data, cfg.trainer.batch_size, cfg.seed, 0.0),
                 FitOptions(args.epochs, model.task.monitor, patience=100), callbacks)
             total = time.perf_counter() - start

@@ -70,7 +70,7 @@ def test_a_tagger_saved_on_tensorflow_loads_and_predicts_the_same_on_jax_and_tor
     model.save(tmp_path / "tagger.keras")
     np.save(tmp_path / "emissions.npy", emissions)
     code = ("import json, sys, numpy as np, keras, seqlab\n"
-            "m = keras.saving.load_model(sys.argv[1], compile=False)\n"
+            "m = seqlab.load_tagger(sys.argv[1])\n"
             "sents = json.loads(sys.argv[2])\n"
             "x = m.task.encode_tokens([s for s in sents if s])\n"
             "np.testing.assert_allclose(keras.ops.convert_to_numpy(m(x)), np.load(sys.argv[3]), atol=1e-4)\n"

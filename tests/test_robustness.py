@@ -121,11 +121,11 @@ CONCURRENT_RUN = textwrap.dedent("""
     import mlflow
     from seqlab import tracking
     barrier, uri, n = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3]
-    cfg = OmegaConf.create({"tracking": {"uri": uri, "experiment": "seqlab", "artifact_location": None}})
+    tracking_cfg = OmegaConf.create({"uri": uri, "experiment": "seqlab", "artifact_location": None})
     (barrier / n).touch()
     while len(list(barrier.iterdir())) < 4:  # all processes open the new store at the same moment
         time.sleep(0.01)
-    with tracking.training_run(cfg, {"job": n}, run_name=f"job-{n}"):
+    with tracking.training_run(tracking_cfg, {"job": n}, run_name=f"job-{n}"):
         mlflow.log_metric("test_entity_f1", 0.5)
 """)
 

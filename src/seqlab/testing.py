@@ -137,14 +137,26 @@ def tracking_server() -> Iterator[tuple[str, Path]]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def migrated_store(path: Path) -> Path:
+    """`path` (an MLflow SQLite file) as a copy of an empty store created and migrated once per MLflow version
+    and machine (seqlab.tracking.store.copy_empty_store): the tests of run behaviour need not pay MLflow's
+    schema migrations, 5-10 s a store, each time (tests/test_robustness.py creates new stores itself)."""
+    from seqlab.tracking.store import copy_empty_store
+
+    return copy_empty_store(Path(path))
+
+
 def tiny_overrides(tmp_path: Path, *extra: str) -> list[str]:
-    """A run that takes seconds: few sentences, small layers, one epoch, a private MLflow store.
+    """A run that takes seconds: few sentences, small layers, one epoch, a private MLflow store
+    (`tmp_path/mlflow.db`, a copy of an empty migrated store: `migrated_store`).
 
     Without XLA (`trainer.jit_compile=false`, 3-4 s less per process for compiling the CRF) unless `extra`
     sets trainer.jit_compile: the tests of the default path (the MLflow contract, the pyfunc, the tracking
     server) pass `trainer.jit_compile=auto`, and the CRF's XLA functions have their own tests.
     """
     jit = [] if any(e.startswith("trainer.jit_compile=") for e in extra) else ["trainer.jit_compile=false"]
+    if not any(e.startswith("tracking.uri=") for e in extra):
+        migrated_store(Path(tmp_path) / "mlflow.db")
     return [
         "data.limit=80",
         "trainer.epochs=1",

@@ -322,7 +322,7 @@ def train(cfg: DictConfig, data: Data | None = None) -> dict:
                      task.monitor, state.best, state.best_epoch + 1)
         started = time.perf_counter()
         callbacks = [*training_callbacks(model, data, cfg.trainer, cfg.optimizer.lr, cfg.optimizer.get("lr_decay", 0.0),
-                                         seconds_before), tracking.EpochMetrics(task.monitor)]
+                                         seconds_before), tracking.epoch_metrics(task.monitor)]
         if cfg.trainer.get("checkpoint"):
             callbacks.append(Checkpoint(cfg.trainer.checkpoint, run_id, checkpoints.config_of(flatten(cfg)), seconds_before,
                                         clock=lambda: time.perf_counter() - started))

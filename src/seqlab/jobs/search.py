@@ -109,7 +109,7 @@ class TaggerHyperModel(kt.HyperModel):
         data = self.data_for(cfg)
         own = training_callbacks(model, data, cfg.trainer, cfg.optimizer.lr, cfg.optimizer.get("lr_decay", 0.0))
         if tracking.has_active_run():
-            own.append(tracking.EpochMetrics(self.monitor))
+            own.append(tracking.epoch_metrics(self.monitor))
         options = FitOptions(epochs or cfg.tuner.epochs, self.monitor, cfg.tuner.patience, cfg.trainer.min_delta,
                              cfg.trainer.get("progress"), initial_epoch)
         batches = training_batches(model, data, cfg.trainer.batch_size, cfg.seed, cfg.words.get("singleton_unk", 0.0))

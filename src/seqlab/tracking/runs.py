@@ -14,7 +14,6 @@ import os
 import socket
 import time
 
-import keras
 import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -336,23 +335,24 @@ def log_predictions(tokens: list[list[str]], gold: list[list[str]], pred: list[l
     mlflow.log_text("\n".join(lines) + "\n", name)
 
 
-class EpochMetrics(keras.callbacks.Callback):
-    """Each epoch's entries of the logs as metrics of the active run, at step epoch (counted from 1): the
-    loss, the dev metric `monitor`, val_loss, epoch_seconds, dev_seconds, dev_decode_seconds, and the
-    learning rate under a schedule. Runs after the fit loop's own callbacks (stage OBSERVE)."""
+EPOCH_KEYS = ("loss", "val_loss", "epoch_seconds", "dev_seconds", "dev_decode_seconds", "learning_rate")
 
-    KEYS = ("loss", "val_loss", "epoch_seconds", "dev_seconds", "dev_decode_seconds", "learning_rate")
 
-    def __init__(self, monitor: str):
-        super().__init__()
-        self.monitor = monitor
+def epoch_metrics(monitor: str):
+    """A Keras callback that logs each epoch's entries of the logs as metrics of the active run, at step
+    epoch (counted from 1): the loss, the dev metric `monitor`, val_loss, epoch_seconds, dev_seconds,
+    dev_decode_seconds, and the learning rate under a schedule. It runs after the fit loop's own callbacks
+    (stage OBSERVE, the default). Keras is imported here, not with the module: the entry point reads this
+    module before TensorFlow loads quietly (seqlab.runtime.quiet)."""
+    import keras
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(epoch, logs=None):
         logs = logs or {}
-        if self.monitor not in logs:
+        if monitor not in logs:
             return  # a NaN epoch: nothing was scored
-        metrics = {k: float(logs[k]) for k in (self.monitor, *self.KEYS) if k in logs}
-        mlflow.log_metrics(metrics, step=epoch + 1)
+        mlflow.log_metrics({k: float(logs[k]) for k in (monitor, *EPOCH_KEYS) if k in logs}, step=epoch + 1)
+
+    return keras.callbacks.LambdaCallback(on_epoch_end=on_epoch_end)
 
 
 def metric_history(run_id: str, key: str) -> list[tuple[int, float]]:

@@ -247,3 +247,32 @@ def release_dead_reserves(folder: Path, alive) -> int:
                 path.unlink()
                 removed += 1
     return removed
+
+
+def copy_empty_store(path: Path) -> Path:
+    """Write at `path` (unless it exists) a copy of an empty MLflow SQLite store that MLflow created and
+    migrated once per MLflow version and user, under the temporary folder: creating a store runs every schema
+    migration, 5-10 s each time. For tests and benchmarks that create many stores; returns `path`."""
+    import fcntl
+    import shutil
+    import tempfile
+
+    import mlflow
+
+    if path.exists():
+        return path
+    folder = Path(tempfile.gettempdir()) / f"seqlab-empty-store-{mlflow.__version__}-{os.getuid()}"
+    folder.mkdir(exist_ok=True)
+    template = folder / "mlflow.db"
+    with open(folder / "lock", "w") as lock:  # pytest-xdist workers and parallel processes
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not template.exists():
+            from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+            partial = folder / "partial.db"
+            partial.unlink(missing_ok=True)
+            SqlAlchemyStore(f"sqlite:///{partial}", str(folder / "mlruns")).engine.dispose()  # creates, migrates
+            partial.rename(template)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(template, path)
+    return path
