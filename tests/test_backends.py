@@ -39,7 +39,7 @@ def test_the_crf_suite_and_the_guide_pass_on(backend):
 
 @pytest.mark.parametrize("backend", OTHER_BACKENDS)
 def test_a_run_on_another_backend_logs_the_same_contract_and_its_model_loads_here(tmp_path, backend):
-    overrides = tiny_overrides(tmp_path, "+encoder=bilstm", "encoder.units=8", "trainer.epochs=2")
+    overrides = tiny_overrides(tmp_path, "+encoder=cnn", "encoder.filters=8", "trainer.epochs=2")
     proc = on_backend(backend, [sys.executable, "-m", "experiments.run", *overrides, f"hydra.run.dir={tmp_path}/out"])
     assert proc.returncode == 0, proc.stderr[-3000:]
     uri = compose(overrides).tracking.uri

@@ -192,11 +192,12 @@ def test_the_minilm_tagger_learns_above_chance_in_a_few_steps(tmp_path):
 
     cfg = compose(["+encoder=transformer", "encoder.preset=minilm_l6", "words.dim=0", "words.casing=true",
                    "optimizer.name=adamw", "optimizer.lr=0.002", "optimizer.encoder_lr=0.0001", "optimizer.schedule=linear",
-                   "optimizer.warmup=0.1", "data.limit=400", "trainer.epochs=3", "trainer.batch_size=16",
+                   "optimizer.warmup=0.1", "data.limit=160", "trainer.epochs=3", "trainer.batch_size=16",
                    "trainer.jit_compile=false", f"tracking.uri=sqlite:///{tmp_path}/m.db",
                    f"tracking.artifact_location={tmp_path}/mlruns", "tracking.log_model=false", "tracking.system_metrics=false"])
     result = train(cfg)
     history = [v for _, v in tracking.metric_history(result["run_id"], "val_entity_f1")]
+    print("dev entity F1 by epoch:", history)
     assert max(history) > 0.10, history  # an untrained tagger finds ~0 of WNUT's entities
 
 

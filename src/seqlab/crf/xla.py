@@ -50,7 +50,7 @@ def _compiled(penalties: Penalties, name: str, body):
 
     key = penalties.key(name)
     if key not in _COMPILED:
-        _COMPILED[key] = tf.function(body, jit_compile=True, reduce_retracing=True)
+        _COMPILED[key] = tf.function(body, jit_compile=True, reduce_retracing=True, autograph=False)
     return _COMPILED[key]
 
 

@@ -75,8 +75,10 @@ def compiled_decoder(model, xla: bool = False):
         return decode
     import tensorflow as tf
 
+    # autograph=False: the decoder is written with keras.ops loops (it also runs under jax.jit), so
+    # AutoGraph's source rewriting, about a tenth of a tiny run, buys nothing.
     decode = tf.function(model.decode_inputs, input_signature=[input_signature(model.task.input_names)],
-                         jit_compile=xla)
+                         jit_compile=xla, autograph=False)
     if not xla:
         return lambda x: decode(x).numpy()
     return lambda x: decode(pad_inputs(x)).numpy()[:, : x["words"].shape[1]]
