@@ -2,9 +2,12 @@
 
 import re
 
+import pytest
+
 from seqlab.testing import REPO
 
 
+@pytest.mark.slow  # about 15 s: it trains the guide's tagger; tests/test_backends.py runs it on JAX and PyTorch too
 def test_crf_guide_runs(tmp_path, monkeypatch, capsys):
     text = (REPO / "docs" / "crf.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)

@@ -72,7 +72,7 @@ def write_split(path, sentences, scheme):
     return str(path)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=corpus(max_sentences=30))
 def test_reading_gives_back_the_generated_iob2_and_scoring_never_crashes(tmp_path_factory, data):
     from seqlab.evaluation import entity_scores
