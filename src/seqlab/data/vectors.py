@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from seqlab.config.pretrained import vectors_source
-from seqlab.data.tokens import normalize_token
 from seqlab.data.vocab import Vocabulary
 from seqlab.errors import ConfigError, DataError
 
@@ -112,7 +111,7 @@ class Embeddings:
 
     def token_coverage(self, vocab: Vocabulary, sentences) -> float:
         """The share of the tokens of `sentences` (a split) that get a pretrained vector."""
-        ids = np.array([vocab.word_id(normalize_token(t)) for s in sentences for t in s.tokens], np.int64)
+        ids = np.array([vocab.word_id(t) for s in sentences for t in s.tokens], np.int64)  # word_id normalises
         if not len(ids):
             return 0.0
         extra = ids >= len(vocab.words)
