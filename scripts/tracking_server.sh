@@ -145,6 +145,13 @@ start() {
     pgpass=$secrets/mlflow.pgpass
   fi
   [[ "$artifacts" == *://* ]] || mkdir -p "$artifacts"
+  # A taken port is found in a blink here; mlflow server would find it only after loading everything (20-40 s).
+  python - "$host" "$port" 2>/dev/null <<'PY' || die "port $port on $host is taken by another program: choose another with PORT="
+import socket, sys
+with socket.socket() as probe:
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a closing connection is no obstacle
+    probe.bind((sys.argv[1], int(sys.argv[2])))
+PY
   # The backend URI (a password, if the user's has one) goes through the environment, not the command line.
   MLFLOW_BACKEND_STORE_URI="$backend" PGPASSFILE="${pgpass:-${PGPASSFILE:-}}" \
     MLFLOW_DISABLE_TELEMETRY=${MLFLOW_DISABLE_TELEMETRY:-true} nohup python -m mlflow server --serve-artifacts \

@@ -9,7 +9,7 @@ from keras import ops
 
 from seqlab.crf import CRF
 from seqlab.crf.constraints import allowed_transitions
-from seqlab.testing import compiled_modes, in_mode, loss_and_grads, shape_modes
+from seqlab.testing import compiled_modes, in_mode, loss_and_grads, native_mode, shape_modes
 
 LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 
@@ -158,10 +158,9 @@ def test_constraints_forbid_illegal_paths():
     lengths = [4, 2, 1]
     emissions, mask = random_batch(3, 4, 5, lengths, seed=4)
     emissions[:, :, 2] += 5.0  # make I-PER tempting everywhere, including at the start
-    log_z = ops.convert_to_numpy(crf.log_partition(emissions, mask))
-    paths = ops.convert_to_numpy(crf.decode(emissions, mask))
-    nbest, nscores = (ops.convert_to_numpy(x) for x in crf.nbest(emissions, 8, mask))
-    marg = ops.convert_to_numpy(crf.marginals(emissions, mask))
+    outputs = in_mode(lambda e, t, m: (crf.log_partition(e, m), crf.decode(e, m), *crf.nbest(e, 8, m), crf.marginals(e, m)),
+                      native_mode(), 5)(emissions, np.zeros(mask.shape, "int32"), mask)
+    log_z, paths, nbest, nscores, marg = (ops.convert_to_numpy(x) for x in outputs)
     for b, length in enumerate(lengths):
         legal = enumerate_paths(crf, emissions[b], length, legal=iob2_legal)
         assert log_z[b] == pytest.approx(logsumexp([s for _, s in legal]), abs=1e-4)
@@ -186,11 +185,12 @@ def test_all_padding_rows_and_length_one_are_finite_with_finite_gradients():
     emissions = np.random.default_rng(5).normal(size=(3, 4, 3)).astype("float32")
     mask = np.array([[False] * 4, [True, False, False, False], [True] * 4])
     tags = np.zeros((3, 4), "int32")
-    loss, grads = loss_and_grads(lambda e: -ops.sum(crf.log_likelihood(e, tags, mask)), emissions, crf)
+    loss, grads = loss_and_grads(lambda e: -ops.sum(crf.log_likelihood(e, tags, mask)), emissions, crf, native_mode())
     assert np.isfinite(loss) and len(grads) == 4
     assert all(np.isfinite(g).all() for g in grads)
-    assert ops.convert_to_numpy(crf.log_likelihood(emissions, tags, mask))[0] == 0.0
-    assert (ops.convert_to_numpy(crf.decode(emissions, mask))[0] == crf.pad_value).all()
+    llh, paths = in_mode(lambda e, t, m: (crf.log_likelihood(e, t, m), crf.decode(e, m)), native_mode(), 3)(emissions, tags, mask)
+    assert ops.convert_to_numpy(llh)[0] == 0.0
+    assert (ops.convert_to_numpy(paths)[0] == crf.pad_value).all()
 
 
 def test_half_precision_emissions_are_computed_in_float32(case):

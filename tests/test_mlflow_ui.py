@@ -29,6 +29,7 @@ def test_runs_page_shows_f1_columns_and_the_registered_model(tmp_path):
     # MLflow's own defaults in a fresh working directory: sqlite:///mlflow.db and ./mlruns.
     train = subprocess.run(
         [sys.executable, "-m", "experiments.run", "+encoder=cnn", "data.limit=60", "trainer.epochs=1", "words.dim=8",
+         "words.char_filters=8", "encoder.filters=16", "trainer.jit_compile=false",  # small: the page is the test
          "tracking.register_as=wnut-tagger", f"hydra.run.dir={tmp_path}/out"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
     )

@@ -192,7 +192,7 @@ def test_the_minilm_tagger_learns_above_chance_in_a_few_steps(tmp_path):
 
     cfg = compose(["+encoder=transformer", "encoder.preset=minilm_l6", "words.dim=0", "words.casing=true",
                    "optimizer.name=adamw", "optimizer.lr=0.002", "optimizer.encoder_lr=0.0001", "optimizer.schedule=linear",
-                   "optimizer.warmup=0.1", "data.limit=160", "trainer.epochs=3", "trainer.batch_size=16",
+                   "optimizer.warmup=0.1", "data.limit=96", "trainer.epochs=2", "trainer.batch_size=8",
                    "trainer.jit_compile=false", f"tracking.uri=sqlite:///{tmp_path}/m.db",
                    f"tracking.artifact_location={tmp_path}/mlruns", "tracking.log_model=false", "tracking.system_metrics=false"])
     result = train(cfg)

@@ -185,6 +185,14 @@ def shape_modes() -> list[str]:
     return ["jit"] if keras.backend.backend() == "jax" else compiled_modes()
 
 
+def native_mode() -> str:
+    """How a user's code runs the CRF on the active backend: eagerly, or jitted on JAX, whose eager mode
+    compiles every op on its own (ten times slower than one jit for the brute-force checks)."""
+    import keras
+
+    return "jit" if keras.backend.backend() == "jax" else "eager"
+
+
 def in_mode(fn, mode: str, k: int):
     """fn(emissions [B, T, K], tags [B, T], mask [B, T]) run eagerly, or compiled as `mode` says.
 
