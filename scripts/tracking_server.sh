@@ -152,6 +152,25 @@ with socket.socket() as probe:
     probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a closing connection is no obstacle
     probe.bind((sys.argv[1], int(sys.argv[2])))
 PY
+  # A backend that refuses the connection: one line now, where mlflow server would retry for a minute in silence.
+  local refused
+  refused=$(MLFLOW_BACKEND_STORE_URI="$backend" PGPASSFILE="${pgpass:-${PGPASSFILE:-}}" python - 2>&1 <<'PY'
+import os, sys
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
+
+url = make_url(os.environ["MLFLOW_BACKEND_STORE_URI"])
+if url.get_backend_name() != "sqlite":
+    try:
+        args = {"connect_timeout": 10} if url.get_backend_name() == "postgresql" else {}
+        with create_engine(url, connect_args=args).connect():
+            pass
+    except Exception as error:  # the driver's reason, first line, never the password
+        reason = str(getattr(error, "orig", error)).strip().splitlines()[0]
+        print(reason.replace(url.password, "***") if url.password else reason)
+        sys.exit(1)
+PY
+) || die "the backend store $(mask "$backend") refused the connection: $refused"
   # The backend URI (a password, if the user's has one) goes through the environment, not the command line.
   MLFLOW_BACKEND_STORE_URI="$backend" PGPASSFILE="${pgpass:-${PGPASSFILE:-}}" \
     MLFLOW_DISABLE_TELEMETRY=${MLFLOW_DISABLE_TELEMETRY:-true} nohup python -m mlflow server --serve-artifacts \
