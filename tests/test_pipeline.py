@@ -24,7 +24,7 @@ def run_and_fetch(cfg):
 def test_training_run_records_the_whole_mlflow_contract(tiny_cfg, head, tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "1")  # tiny runs last a few seconds
     cfg = tiny_cfg("+encoder=bilstm", f"head={head}", "trainer.epochs=2", f"tracking.register_as=tagger-{head}",
-                   "trainer.jit_compile=auto")  # the default path, XLA CRF included
+                   "trainer.jit_compile=auto", "tracking.calibration=true")  # the default path, XLA CRF included
     result, client, run = run_and_fetch(cfg)
     version = client.get_registered_model(f"tagger-{head}").latest_versions[0]
     assert version.run_id == run.info.run_id and version.source.startswith("models:/")
@@ -42,8 +42,9 @@ def test_training_run_records_the_whole_mlflow_contract(tiny_cfg, head, tmp_path
         assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [1, 2], key
     metrics = run.data.metrics
     for key in ("test_entity_f1", "test_entity_precision", "test_entity_recall", "test_entity_f1_strict",
-                "oov_rate_dev", "oov_rate_test", "num_params"):
+                "oov_rate_dev", "oov_rate_test", "num_params", "test_token_ece", "test_entity_ece"):
         assert key in metrics
+    assert 0.0 <= metrics["test_token_ece"] <= 1.0 and 0.0 <= metrics["test_entity_ece"] <= 1.0
     assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= set(metrics)
     per_type = {k for k in metrics if k.startswith("test_f1_")}
     assert "test_f1_person" in per_type and len(per_type) >= 5
@@ -52,7 +53,7 @@ def test_training_run_records_the_whole_mlflow_contract(tiny_cfg, head, tmp_path
 
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "classification_report.txt", "transition_matrix.png", "f1_by_type.png", "model_summary.txt",
-            "test_predictions.jsonl", "data_stats.json"} <= artifacts
+            "test_predictions.jsonl", "data_stats.json", "calibration.png"} <= artifacts
     config_text = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/config.yaml")
     assert f"name: {head}" in config_text and "bilstm" in config_text
     report = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/classification_report.txt")
@@ -71,6 +72,12 @@ def test_training_run_records_the_whole_mlflow_contract(tiny_cfg, head, tmp_path
     logged = mlflow.artifacts.download_artifacts(f"{run.data.tags['model_uri']}/artifacts", dst_path=str(tmp_path / "m"))
     assert sorted(os.listdir(logged)) == ["tagger.keras"]  # no vocabulary or label side files
     assert "O" in labels and all(t in labels for seq in tags for t in seq)
+    # Confidence through MLflow's params, declared in the signature.
+    assert set(model.metadata.signature.params.to_dict()[i]["name"] for i in range(2)) == {"scores", "nbest"}
+    scored = model.predict(sentences, params={"scores": True, "nbest": 2})
+    assert [s["tags"] for s in scored] == tags
+    assert all(0.0 <= p <= 1.0 for s in scored for p in s["scores"]) and [len(s["scores"]) for s in scored] == [9, 1, 0]
+    assert all(len(s["nbest"]) == 2 and s["nbest"][0]["tags"] == s["tags"] for s in scored[:2])
     # Batches whose longest sentence has one token, or none at all.
     for batch in ([["Paris"]], [["Paris"], ["EU"]], [[], ["EU"]], [[]], [[], []]):
         tagged = model.predict(batch)

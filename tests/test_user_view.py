@@ -77,6 +77,11 @@ def test_mlflow_models_serve_answers_a_curl_payload_within_limits_and_in_one_lin
         assert status == 200 and [len(tags) for tags in answer["predictions"]] == [4, 1, 0]
         in_process = mlflow.pyfunc.load_model(model_uri).predict(payload["inputs"])
         assert answer["predictions"] == in_process
+        # Confidence: MLflow's params in the payload, declared in the model's signature.
+        status, answer = post(port, json.dumps({**payload, "params": {"scores": True, "nbest": 2}}).encode())
+        assert status == 200 and [s["tags"] for s in answer["predictions"]] == in_process
+        assert [len(s["scores"]) for s in answer["predictions"]] == [4, 1, 0]
+        assert [len(s["nbest"]) for s in answer["predictions"]] == [2, 2, 1]  # an empty sentence has one path
         baseline = server_rss_mib(server)
 
         # Over a limit: 413 at once, one line naming the limit, no echo of the input, no stack trace.

@@ -152,9 +152,13 @@ def tiny_overrides(tmp_path: Path, *extra: str) -> list[str]:
 
     Without XLA (`trainer.jit_compile=false`, 3-4 s less per process for compiling the CRF) unless `extra`
     sets trainer.jit_compile: the tests of the default path (the MLflow contract, the pyfunc, the tracking
-    server) pass `trainer.jit_compile=auto`, and the CRF's XLA functions have their own tests.
+    server) pass `trainer.jit_compile=auto`, and the CRF's XLA functions have their own tests. Likewise
+    without the calibration pass (`tracking.calibration=false`, one more compiled function) unless `extra`
+    sets it: the MLflow contract tests do.
     """
-    jit = [] if any(e.startswith("trainer.jit_compile=") for e in extra) else ["trainer.jit_compile=false"]
+    quick = [] if any(e.startswith("trainer.jit_compile=") for e in extra) else ["trainer.jit_compile=false"]
+    if not any(e.startswith("tracking.calibration=") for e in extra):
+        quick.append("tracking.calibration=false")  # test tagged again with probabilities: the contract tests ask for it
     if not any(e.startswith("tracking.uri=") for e in extra):
         migrated_store(Path(tmp_path) / "mlflow.db")
     return [
@@ -164,7 +168,7 @@ def tiny_overrides(tmp_path: Path, *extra: str) -> list[str]:
         "words.char_filters=8",
         f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
         f"tracking.artifact_location={tmp_path}/mlruns",
-        *jit,
+        *quick,
         *extra,
     ]
 

@@ -122,6 +122,7 @@ class TrackingConfig:
     log_model: bool = True
     register_as: Optional[str] = None  # register the model under this name (a sweep or search: its best, alias champion)
     system_metrics: bool = True  # CPU, memory (and GPU) in the run's System metrics tab
+    calibration: bool = True  # test_token_ece, test_entity_ece and calibration.png: test tagged once more, with probabilities
     tags: Dict[str, str] = field(default_factory=dict)  # extra tags on every run: +tracking.tags.team=nlp
 
 

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 
 import keras
+import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from seqlab import tracking
@@ -23,10 +24,11 @@ from seqlab.config import flatten
 from seqlab.data import Corpus, Sentence
 from seqlab.data.corpus import content_digest, split_stats
 from seqlab.errors import TrainingError
-from seqlab.evaluation import Scores, figures, invalid_transition_rate, score
+from seqlab.evaluation import Scores, calibration, figures, invalid_transition_rate, score
 from seqlab.jobs import sweep
 from seqlab.jobs.reading import Data, prepare_data
 from seqlab.model import Tagger, build_tagger
+from seqlab.model import confidence
 from seqlab.model.backend import as_dataset
 from seqlab.model.init import initialise
 from seqlab.task import TaggingTask
@@ -219,6 +221,32 @@ def evaluate(model: Tagger, test: list[Sentence], batch_size: int) -> Evaluation
     return Evaluation(tokens, gold, ids, predicted, scores, len(tokens) / max(seconds, 1e-9), invalid)
 
 
+def calibration_panels(model: Tagger, result: Evaluation, batch_size: int) -> dict[str, tuple]:
+    """The test split tagged once more with probabilities (seqlab.model.confidence):
+    {"tokens": (confidence [N], correct [N])} and, for span tasks, "entities" (the predicted ones)."""
+    task = model.task
+    token_conf, token_ok, entity_conf, entity_ok = [], [], [], []
+    for tokens, gold, scored in zip(result.tokens, result.gold, model.tag_scored(result.tokens, batch_size)):
+        predicted = task.to_output(task.names(scored.ids))
+        conf = confidence.token_scores(task, scored)
+        token_conf += list(conf)
+        token_ok += [p == g for p, g in zip(predicted, gold)]
+        spans, truth = task.output_spans(predicted), set(task.output_spans(gold))
+        entity_conf += confidence.entity_confidences(spans, conf)
+        entity_ok += [span in truth for span in spans]
+    panels = {"tokens": (np.array(token_conf), np.array(token_ok))}
+    if task.kind.spans:
+        panels["entities"] = (np.array(entity_conf), np.array(entity_ok))
+    return panels
+
+
+def record_calibration(panels: dict[str, tuple]) -> None:
+    """test_token_ece (and test_entity_ece) and the reliability diagrams, calibration.png, on the active run."""
+    names = {"tokens": "test_token_ece", "entities": "test_entity_ece"}
+    tracking.log_metrics({names[name]: calibration.expected_calibration_error(*pair) for name, pair in panels.items()})
+    tracking.log_figure(calibration.plot_reliability(panels), "calibration.png")
+
+
 def record_test(result: Evaluation, model: Tagger) -> None:
     """Test scores, predictions and figures on the active run."""
     tracking.log_test_scores(result.scores)
@@ -334,6 +362,8 @@ def train(cfg: DictConfig, data: Data | None = None) -> dict:
         best = record_outcome(outcome, task.monitor, cfg.optimizer.lr, seconds, seconds_before, len(data.train))
         result = evaluate(model, data.corpus.test, cfg.trainer.eval_batch_size)
         record_test(result, model)
+        if cfg.tracking.get("calibration", True):
+            record_calibration(calibration_panels(model, result, cfg.trainer.eval_batch_size))
         if cfg.tracking.log_model:
             # A sweep registers only its best job's model, when it ends (seqlab.jobs.sweep.finish).
             register_as = None if in_sweep is not None else cfg.tracking.get("register_as")

@@ -84,6 +84,19 @@ def compiled_decoder(model, xla: bool = False):
     return lambda x: decode(pad_inputs(x)).numpy()[:, : x["words"].shape[1]]
 
 
+def compiled_function(model, method, xla: bool = False):
+    """inputs dict -> method(inputs) (a tensor, or a tuple of them) as numpy, compiled once like
+    `compiled_decoder`. The outputs keep the padded time axis: callers crop each row to its sentence.
+    Other backends run `method` as it is, on inputs padded to bucket sizes."""
+    if not is_tensorflow():
+        return lambda x: keras.tree.map_structure(keras.ops.convert_to_numpy, method(pad_inputs(x)))
+    import tensorflow as tf
+
+    fn = tf.function(method, input_signature=[input_signature(model.task.input_names)], jit_compile=xla, autograph=False)
+    pad = pad_inputs if xla else (lambda x: x)
+    return lambda x: tf.nest.map_structure(lambda t: t.numpy(), fn(pad(x)))
+
+
 class PaddedBatches(keras.utils.PyDataset):
     """A view of a PyDataset of (inputs, tags) whose batches are padded to bucket sizes (`pad_inputs`)."""
 

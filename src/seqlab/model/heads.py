@@ -5,10 +5,15 @@ constructor and never asks which it has:
 
     head.loss(emissions, tags, mask)    float [B, T, K], int [B, T], bool [B, T] -> scalar
     head.decode(emissions, mask)        -> int32 [B, T], pad_value at padding
+    head.probabilities(emissions, mask) -> float32 [B, T, K]: p(y_t = k | x), 0 at padding
+    head.nbest_log_probs(emissions, k, mask) -> int32 [B, k, T] paths, float32 [B, k] log p(path | x)
     head.transition_figure(predicted)   -> matplotlib Figure (transition_matrix.png)
 
 `SoftmaxHead` scores each token alone (cross-entropy, argmax); `CRFHead` is the
-linear-chain CRF of `seqlab.crf` (negative log-likelihood, Viterbi).
+linear-chain CRF of `seqlab.crf` (negative log-likelihood, Viterbi). Their
+probabilities are exact for the model they are: the softmax of each token alone,
+the CRF's marginals by forward-backward, and each n-best path's probability
+(the softmax's as a CRF with zero transitions over log-probabilities, whose log Z is 0).
 """
 
 from __future__ import annotations
@@ -72,6 +77,23 @@ class SoftmaxHead(keras.layers.Layer):
     def decode(self, emissions, mask):
         return argmax_decode(emissions, mask, self.pad_value)
 
+    def probabilities(self, emissions, mask):
+        """p(y_t = k | x): each token's softmax, float32 [B, T, K]; 0 at padding."""
+        probs = ops.softmax(ops.cast(emissions, "float32"), axis=-1)
+        return probs * ops.cast(mask, "float32")[:, :, None]
+
+    def nbest_log_probs(self, emissions, k: int, mask):
+        """The k most probable tag sequences when tokens are independent, best first: int32 [B, k, T] and their
+        log-probabilities float32 [B, k] (-inf where fewer than k sequences exist)."""
+        from seqlab.crf import recursions
+
+        time, n = ops.shape(emissions)[1], len(self.labels)
+        log_probs = recursions.pad_time(ops.log_softmax(ops.cast(emissions, "float32"), axis=-1), 0.0)
+        zeros = ops.zeros((n,), "float32")
+        paths, scores = recursions.nbest(log_probs, recursions.pad_time(ops.cast(mask, "bool"), False),
+                                         ops.zeros((n, n), "float32"), zeros, zeros, k, self.pad_value)
+        return paths[:, :, :time], scores
+
     def call(self, emissions, mask=None):
         return emissions
 
@@ -110,6 +132,15 @@ class CRFHead(CRF):
 
     def loss(self, emissions, tags, mask):
         return self.nll(emissions, tags, mask, self.reduction)
+
+    def probabilities(self, emissions, mask):
+        """The exact marginals p(y_t = k | x), float32 [B, T, K]; 0 at padding."""
+        return self.marginals(emissions, mask)
+
+    def nbest_log_probs(self, emissions, k: int, mask):
+        """The k best paths, best first: int32 [B, k, T] and log p(path | x) float32 [B, k] (-inf past the legal ones)."""
+        paths, scores = self.nbest(emissions, k, mask)
+        return paths, scores - self.log_partition(emissions, mask)[:, None]
 
     def transition_figure(self, predicted=None):
         """The learned scores, <start> row and <end> column; forbidden cells hatched."""

@@ -19,7 +19,8 @@ import numpy as np
 from keras import ops
 
 from seqlab.config import jit_setting
-from seqlab.model.backend import compiled_decoder, predict_step
+from seqlab.model.backend import compiled_decoder, compiled_function, predict_step
+from seqlab.model.confidence import Scored, scored_sentence
 from seqlab.model.encoders import build_encoder
 from seqlab.model.features import WordFeatures
 from seqlab.model.heads import build_head
@@ -64,6 +65,7 @@ class Tagger(keras.Model):
         self.head = build_head(head, task.labels, task.constraint_scheme, PAD_TAG)
         self.head.xla = xla_inside_graphs(self.jit_setting, self.encoder_config["name"])
         self._decoder = None
+        self._scorers: dict = {}  # compiled functions of tag_scored: "marginals", and one per n-best k
 
     # -------------------------------------------------------------- building
     def build(self, input_shape=None):
@@ -112,6 +114,16 @@ class Tagger(keras.Model):
         """inputs -> tag ids int32 [B, T], PAD_TAG at padding (the head's decoder on the emissions)."""
         return self.head.decode(self(x, training=False), x["words"] > 0)
 
+    def score_inputs(self, x):
+        """inputs -> (tag ids int32 [B, T], p(y_t = k | x) float32 [B, T, K]): the decoded path and every
+        token's probabilities (the CRF's exact marginals, or the softmax)."""
+        emissions, mask = self(x, training=False), x["words"] > 0
+        return self.head.decode(emissions, mask), self.head.probabilities(emissions, mask)
+
+    def nbest_inputs(self, x, k: int):
+        """inputs -> the k most probable paths int32 [B, k, T] and their log-probabilities float32 [B, k]."""
+        return self.head.nbest_log_probs(self(x, training=False), k, x["words"] > 0)
+
     def predict_step(self, *args):
         """Keras' predict step: decoded tag ids. Its signature differs by backend (see backend.predict_step)."""
         return predict_step(self, *args)
@@ -142,9 +154,38 @@ class Tagger(keras.Model):
         """Tag names per sentence as the model decoded them (the training scheme, e.g. BIOES)."""
         return [self.task.names(ids) for ids in self.tag_ids(sentences, batch_size)]
 
-    def tag(self, sentences: list[list[str]], batch_size: int = 256) -> list[list[str]]:
-        """Token lists in, tag lists out (the task's output scheme: IOB2 for span tasks)."""
-        return [self.task.to_output(tags) for tags in self.tag_names([list(s) for s in sentences], batch_size)]
+    def tag_scored(self, sentences: list[list[str]], batch_size: int = 256, nbest: int = 0) -> list[Scored]:
+        """Per sentence: the decoded ids int32 [n], the probabilities float32 [n, K] and, with `nbest`, the
+        k best paths int32 [k, n] with their log-probabilities [k] (seqlab.model.confidence.Scored)."""
+        if "marginals" not in self._scorers:
+            self._scorers["marginals"] = compiled_function(self, self.score_inputs, self.uses_xla("decode"))
+        if nbest and nbest not in self._scorers:
+            self._scorers[nbest] = compiled_function(self, lambda x: self.nbest_inputs(x, nbest), self.uses_xla("decode"))
+        out: list[Scored] = [Scored(np.zeros(0, np.int32), np.zeros((0, len(self.task.labels)), np.float32))] * len(sentences)
+        for idx, inputs in self.task.prediction_batches(sentences, batch_size, MAX_BATCH_TOKENS):
+            ids, probs = self._scorers["marginals"](inputs)  # [B, T], [B, T, K]
+            paths, log_probs = self._scorers[nbest](inputs) if nbest else (None, None)  # [B, k, T], [B, k]
+            for row, i in enumerate(idx):
+                n = len(sentences[i])
+                out[i] = Scored(ids[row, :n], probs[row, :n],
+                                None if paths is None else paths[row, :, :n], None if paths is None else log_probs[row])
+        return out
+
+    def tag(self, sentences: list[list[str]], batch_size: int = 256, scores: bool = False, nbest: int = 0):
+        """Token lists in, tag lists out (the task's output scheme: IOB2 for span tasks).
+
+        With `scores` or `nbest`, one dict per sentence instead: {"tags"}, with `scores` also each token's
+        probability of its tag ("scores") and, for span tasks, the entities with their confidence ("entities":
+        type, start, end (exclusive), text, score = the lowest of its tokens' scores); with `nbest=k` the k
+        most probable tag sequences with their probabilities ("nbest"). Rules: docs/guide.md#confidence.
+        """
+        sentences = [list(s) for s in sentences]
+        if not scores and not nbest:
+            return [self.task.to_output(tags) for tags in self.tag_names(sentences, batch_size)]
+        if int(nbest) < 0:
+            raise ValueError(f"nbest={nbest} is invalid: the number of best tag sequences, 0 for none")
+        scored = self.tag_scored(sentences, batch_size, int(nbest))
+        return [scored_sentence(self.task, tokens, s, scores) for tokens, s in zip(sentences, scored)]
 
 
 def build_tagger(task, words: dict, encoder: dict, head: dict, seed: int = 1, word_vectors=None,

@@ -20,7 +20,7 @@ import numpy as np
 
 from seqlab.config import choices
 from seqlab.data.corpus import Sentence
-from seqlab.data.schemes import iob2_to_bioes, to_iob2
+from seqlab.data.schemes import entity_spans, iob2_to_bioes, split_tag, to_iob2
 from seqlab.data.vocab import CASINGS, UNK_ID, EncodedCorpus, Vocabulary, length_batches
 from seqlab.data.wordpiece import WordPiece
 from seqlab.task.subwords import CorpusPieces, encode_subwords
@@ -124,6 +124,23 @@ class TaggingTask:
     def to_output(self, tags) -> list[str]:
         """Decoded tags in the training scheme -> the output scheme (IOB2 for span tasks, unchanged for pos)."""
         return to_iob2(tags, self.train_scheme) if self.kind.spans else list(tags)
+
+    def output_groups(self) -> np.ndarray:
+        """int [K]: labels the output scheme writes as one tag share a number (BIOES's B-X and S-X are both
+        B-X, I-X and E-X both I-X); every label is its own group for pos. A token's probability of its output
+        tag is the sum over its group (seqlab.model.confidence)."""
+        if not self.kind.spans:
+            return np.arange(len(self.labels))
+        keys = []
+        for label in self.labels:
+            prefix, kind = split_tag(label)
+            keys.append("O" if prefix == "O" else f"{'B' if prefix in 'BS' else 'I'}-{kind}")
+        first = {key: i for i, key in reversed(list(enumerate(keys)))}
+        return np.array([first[key] for key in keys])
+
+    def output_spans(self, tags) -> list[tuple[str, int, int]]:
+        """Output-scheme tags of one sentence -> its entities (type, start, end exclusive); [] for pos."""
+        return entity_spans(tags) if self.kind.spans else []
 
     def encode_tokens(self, batch) -> dict[str, np.ndarray]:
         """Token lists -> {"words": [B, T], "chars": [B, T, W], "casing": [B, T]} int32, 0-padded, and with

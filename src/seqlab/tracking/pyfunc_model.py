@@ -2,7 +2,9 @@
 
 `mlflow.pyfunc.load_model(uri).predict([["EU", "rejects"], ["Paris"]])` returns
 `[["B-org", "O"], ["B-loc"]]`-style lists (IOB2 for span tasks, the tags themselves
-for pos). The wrapper only loads the tagger's .keras file, which holds the task
+for pos). Its signature declares two params: `{"scores": true}` adds each token's
+probability and each entity's confidence, `{"nbest": k}` the k most probable tag
+sequences (seqlab.model.confidence). The wrapper only loads the tagger's .keras file, which holds the task
 (vocabulary, labels, schemes), and calls `tag`; seqlab's own code travels
 inside the logged model, so nothing else is needed. Under `mlflow models serve`
 requests are limited in size and errors are one line (seqlab.tracking.serving).
@@ -46,11 +48,14 @@ class TaggerPyfunc(mlflow.pyfunc.PythonModel):
 
         self.tagger = load_tagger(context.artifacts["tagger"])
 
-    def predict(self, context, model_input: list[list[str]], params=None) -> list[list[str]]:
+    def predict(self, context, model_input: list[list[str]], params=None):
+        """Token lists in, tag lists out; with params {"scores": true} and/or {"nbest": k}, one dict per sentence
+        (Tagger.tag). MLflow reads the input's schema from the type hint, the params from the input example."""
         sentences = [list(s) for s in model_input]
         if serving.in_scoring_server():
             serving.check_request(sentences, getattr(self, "limits", serving.Limits()))
-        return self.tagger.tag(sentences)
+        params = params or {}
+        return self.tagger.tag(sentences, scores=bool(params.get("scores", False)), nbest=int(params.get("nbest") or 0))
 
     def __getstate__(self):
         """Pickle without the loaded model: MLflow runs the input example through it before saving."""
@@ -119,7 +124,8 @@ def log_tagger(model, name: str = "model", input_example=None, registered_model_
     before = _logged_models(run_id)
     try:
         with _model_parts(model) as parts:
-            return mlflow.pyfunc.log_model(name=name, input_example=input_example,
+            example = None if input_example is None else (input_example, PARAMS)  # declares the params
+            return mlflow.pyfunc.log_model(name=name, input_example=example,
                                            registered_model_name=registered_model_name or None, **parts)
     except BaseException as e:
         if is_disk_full(e):
@@ -128,6 +134,9 @@ def log_tagger(model, name: str = "model", input_example=None, registered_model_
             if logged.model_id not in {m.model_id for m in before}:
                 _remove_model(logged)
         raise
+
+
+PARAMS = {"scores": False, "nbest": 0}  # the pyfunc's params and their defaults, declared in its signature
 
 
 def _logged_models(run_id: str) -> list:
