@@ -93,6 +93,9 @@ def compiled_function(model, method, xla: bool = False):
     import tensorflow as tf
 
     fn = tf.function(method, input_signature=[input_signature(model.task.input_names)], jit_compile=xla, autograph=False)
+    # TensorFlow counts traces per function code, across models: each job of a multirun traces its model's
+    # function once and calls it once (the calibration pass), which it would report as "frequent retracing".
+    fn._omit_frequent_tracing_warning = True
     pad = pad_inputs if xla else (lambda x: x)
     return lambda x: tf.nest.map_structure(lambda t: t.numpy(), fn(pad(x)))
 
