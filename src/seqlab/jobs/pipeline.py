@@ -240,8 +240,9 @@ def calibration_panels(model: Tagger, result: Evaluation, batch_size: int) -> di
     return panels
 
 
-def record_calibration(panels: dict[str, tuple]) -> None:
+def record_calibration(model: Tagger, result: Evaluation, batch_size: int) -> None:
     """test_token_ece (and test_entity_ece) and the reliability diagrams, calibration.png, on the active run."""
+    panels = calibration_panels(model, result, batch_size)
     names = {"tokens": "test_token_ece", "entities": "test_entity_ece"}
     tracking.log_metrics({names[name]: calibration.expected_calibration_error(*pair) for name, pair in panels.items()})
     tracking.log_figure(calibration.plot_reliability(panels), "calibration.png")
@@ -363,7 +364,7 @@ def train(cfg: DictConfig, data: Data | None = None) -> dict:
         result = evaluate(model, data.corpus.test, cfg.trainer.eval_batch_size)
         record_test(result, model)
         if cfg.tracking.get("calibration", True):
-            record_calibration(calibration_panels(model, result, cfg.trainer.eval_batch_size))
+            record_calibration(model, result, cfg.trainer.eval_batch_size)
         if cfg.tracking.log_model:
             # A sweep registers only its best job's model, when it ends (seqlab.jobs.sweep.finish).
             register_as = None if in_sweep is not None else cfg.tracking.get("register_as")

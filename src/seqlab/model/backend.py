@@ -64,8 +64,9 @@ def compiled_decoder(model, xla: bool = False):
 
     Keras' predict_on_batch retraces for each new (T, W) until it relaxes the
     shapes; on TensorFlow a fixed signature with unknown dimensions avoids that
-    (one trace). XLA, and JAX, compile once per concrete shape, so there inputs
-    are padded to bucket sizes and the output cropped back. `xla`: TensorFlow only.
+    (one trace: `compiled_function`). XLA, and JAX, compile once per concrete
+    shape, so there inputs are padded to bucket sizes and the output cropped
+    back. `xla`: TensorFlow only.
     """
     if not is_tensorflow():
         def decode(x):
@@ -73,28 +74,26 @@ def compiled_decoder(model, xla: bool = False):
             return np.asarray(model.predict_on_batch(pad_inputs(x)))[:, :time]
 
         return decode
-    import tensorflow as tf
-
-    # autograph=False: the decoder is written with keras.ops loops (it also runs under jax.jit), so
-    # AutoGraph's source rewriting, about a tenth of a tiny run, buys nothing.
-    decode = tf.function(model.decode_inputs, input_signature=[input_signature(model.task.input_names)],
-                         jit_compile=xla, autograph=False)
-    if not xla:
-        return lambda x: decode(x).numpy()
-    return lambda x: decode(pad_inputs(x)).numpy()[:, : x["words"].shape[1]]
+    decode = compiled_function(model, model.decode_inputs, xla)
+    return lambda x: decode(x)[:, : x["words"].shape[1]]
 
 
 def compiled_function(model, method, xla: bool = False):
-    """inputs dict -> method(inputs) (a tensor, or a tuple of them) as numpy, compiled once like
-    `compiled_decoder`. The outputs keep the padded time axis: callers crop each row to its sentence.
-    Other backends run `method` as it is, on inputs padded to bucket sizes."""
+    """inputs dict -> method(inputs) (a tensor, or a tuple of them) as numpy.
+
+    TensorFlow: traced once with unknown batch, time and word-length dimensions (under `xla` the inputs are
+    padded to bucket sizes). Other backends run `method` as it is, on inputs padded to bucket sizes. The
+    outputs keep the padded time axis: callers crop each row to its sentence.
+    """
     if not is_tensorflow():
         return lambda x: keras.tree.map_structure(keras.ops.convert_to_numpy, method(pad_inputs(x)))
     import tensorflow as tf
 
+    # autograph=False: the tagger's functions are written with keras.ops loops (they also run under jax.jit),
+    # so AutoGraph's source rewriting, about a tenth of a tiny run, buys nothing.
     fn = tf.function(method, input_signature=[input_signature(model.task.input_names)], jit_compile=xla, autograph=False)
     # TensorFlow counts traces per function code, across models: each job of a multirun traces its model's
-    # function once and calls it once (the calibration pass), which it would report as "frequent retracing".
+    # function once and may call it once (the calibration pass), which it would report as "frequent retracing".
     fn._omit_frequent_tracing_warning = True
     pad = pad_inputs if xla else (lambda x: x)
     return lambda x: tf.nest.map_structure(lambda t: t.numpy(), fn(pad(x)))

@@ -29,6 +29,9 @@ log = logging.getLogger("seqlab")
 PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # src/seqlab: travels inside the model
 
 
+PARAMS = {"scores": False, "nbest": 0}  # the pyfunc's params and their defaults, declared in its signature
+
+
 class TaggerPyfunc(mlflow.pyfunc.PythonModel):
     """Loads `tagger.keras` and calls its `tag`.
 
@@ -134,9 +137,6 @@ def log_tagger(model, name: str = "model", input_example=None, registered_model_
             if logged.model_id not in {m.model_id for m in before}:
                 _remove_model(logged)
         raise
-
-
-PARAMS = {"scores": False, "nbest": 0}  # the pyfunc's params and their defaults, declared in its signature
 
 
 def _logged_models(run_id: str) -> list:
