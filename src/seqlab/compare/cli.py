@@ -23,6 +23,8 @@ def parse_args(argv):
                         "test_entity_f1, test_chunk_f1 or test_accuracy)")
     parser.add_argument("--lower-is-better", action="store_true",
                         help="the best group has the lowest mean (error rates such as test_invalid_transition_rate)")
+    parser.add_argument("--per-type", action="store_true",
+                        help="also compare each entity type's test F1 (test_f1_<TYPE>), group by group")
     parser.add_argument("--resamples", type=int, default=10000, help="shuffles of the paired randomisation test")
     parser.add_argument("--out", help="also write leaderboard.csv/.md/.png into this folder")
     parser.add_argument("--no-log", action="store_true", help="do not log the leaderboard to MLflow")
@@ -45,12 +47,18 @@ def main(argv: list[str] | None = None) -> int:
         metric = args.metric = args.metric or leaderboard.task_metrics(runs)[1]
         board = leaderboard.build(client, runs, by, metric, args.resamples,
                                   higher_is_better=not args.lower_is_better)
+        types = leaderboard.per_type(client, runs, by) if args.per_type else ""
     except SeqlabError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(board.markdown())
+    if types:
+        print(f"per type:\n{types}")
     if args.out:
         os.makedirs(args.out, exist_ok=True)
+        if types:
+            with open(os.path.join(args.out, "leaderboard_per_type.md"), "w", encoding="utf-8") as f:
+                f.write(types)
     if not args.no_log:
         target = parent_id or _comparison_run(client, runs, by, args)
         leaderboard.write_and_log(client, board, target, args.out)

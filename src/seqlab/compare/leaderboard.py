@@ -7,10 +7,13 @@ Runs are grouped by tags (encoder, head, data) or config keys (words.chars,
 optimizer.lr, ...). Each group gets n, mean, std, min and max of the metric.
 Each group is tested against the best one (highest mean), twice where it can be:
 
-* across seeds: Welch's t-test over the runs' scores (seqlab.compare.stats.welch_t_test);
+* across seeds: Welch's t-test over the runs' scores (seqlab.compare.stats.welch_t_test); when every
+  group ran on the same cross-validation folds (`fold` tags), a paired t-test over the folds instead;
 * on the shared test set, when every run has the same test digest and logged
   its `test_predictions.jsonl`: paired approximate randomisation over the
   sentences' entity counts (seqlab.compare.stats.approximate_randomization).
+
+Runs of a learning curve (several `data.train_fraction`s) are compared at the largest fraction.
 
 Writes leaderboard.csv, leaderboard.md and leaderboard.png, and logs them on
 the sweep's parent run, or on a new comparison run when the selection is not
@@ -77,6 +80,7 @@ class Leaderboard:
     groups: list[Group]  # best first
     paired_note: str = ""
     notes: list[str] = field(default_factory=list)
+    across: str = "seeds"  # what p_seeds tests across: "seeds" (Welch) or "folds" (paired by fold)
 
     def rows(self) -> list[dict]:
         return [{"group": g.label, "n": len(g.scores), "mean": g.mean, "std": g.std, "min": min(g.scores),
@@ -85,13 +89,14 @@ class Leaderboard:
     def markdown(self) -> str:
         best = self.groups[0].label
         fmt = lambda p: "best" if p is None else f"{p:.4f}"  # noqa: E731
-        lines = [f"| {' / '.join(self.by)} | n | mean {self.metric} | std | min | max | p (seeds) | p (paired) |",
+        lines = [f"| {' / '.join(self.by)} | n | mean {self.metric} | std | min | max | p ({self.across}) | p (paired) |",
                  "|---|---|---|---|---|---|---|---|"]
         for g, row in zip(self.groups, self.rows()):
             paired = "best" if g is self.groups[0] else ("n/a" if g.p_paired is None else f"{g.p_paired:.4f}")
             lines.append(f"| {row['group']} | {row['n']} | {row['mean']:.4f} | {row['std']:.4f} | {row['min']:.4f} | "
                          f"{row['max']:.4f} | {fmt(g.p_seeds)} | {paired} |")
-        lines += ["", f"p (seeds): {stats.WELCH} ({self.metric}), each group against the best group, {best}."]
+        test = stats.PAIRED_FOLDS if self.across == "folds" else stats.WELCH
+        lines += ["", f"p ({self.across}): {test} ({self.metric}), each group against the best group, {best}."]
         lines.append(f"p (paired): {self.paired_note}" if self.paired_note else "p (paired): not computed")
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines) + "\n"
@@ -127,6 +132,7 @@ def build(client, runs: list, by: list[str], metric: str = DEFAULT_METRIC, resam
     runs = [r for r in runs if metric in r.data.metrics]
     if not runs:
         raise ComparisonError(f"no finished run in the selection has the metric {metric}")
+    runs, fraction_note = at_largest_fraction(runs)
     grouped: dict[str, list] = {}
     for run in runs:
         label = ", ".join(f"{k}={group_value(run, k)}" for k in by)
@@ -146,10 +152,19 @@ def build(client, runs: list, by: list[str], metric: str = DEFAULT_METRIC, resam
                               f"(digests {', '.join(short)}); select runs of one data split (same data and data.split_seed)")
     groups = [Group(label, rs, [r.data.metrics[metric] for r in rs]) for label, rs in grouped.items()]
     groups.sort(key=lambda g: -g.mean if higher_is_better else g.mean)
-    board = Leaderboard(metric, list(by), groups)
+    board = Leaderboard(metric, list(by), groups, notes=[fraction_note] if fraction_note else [])
     best = groups[0]
-    for g in groups[1:]:
-        g.p_seeds = stats.welch_t_test(best.scores, g.scores)
+    by_fold = {g.label: fold_means(g.runs, metric) for g in groups}
+    if all(by_fold.values()) and len({tuple(sorted(f)) for f in by_fold.values()}) == 1 and len(by_fold[best.label]) >= 2:
+        board.across = "folds"
+        folds = sorted(by_fold[best.label])
+        for g in groups[1:]:
+            g.p_seeds = stats.paired_t_test([by_fold[best.label][f] for f in folds], [by_fold[g.label][f] for f in folds])
+    else:
+        if any(by_fold.values()):
+            board.notes.append("the groups were not run on the same cross-validation folds: Welch's test, unpaired")
+        for g in groups[1:]:
+            g.p_seeds = stats.welch_t_test(best.scores, g.scores)
     if None in digests:
         board.notes.append("some runs have no test digest (logged by an older seqlab): no paired test")
     elif metric not in SPAN_METRICS:
@@ -165,6 +180,49 @@ def build(client, runs: list, by: list[str], metric: str = DEFAULT_METRIC, resam
             board.paired_note = (f"{stats.RANDOMIZATION} ({n_sentences} sentences, {resamples} shuffles) on each "
                                  f"group's mean per-sentence entity counts, against the best group, {best.label}.")
     return board
+
+
+PER_TYPE_PREFIX = "test_f1_"  # seqlab.tracking.log_test_scores: one F1 per entity type
+
+
+def per_type(client, runs: list, by: list[str]) -> str:
+    """Markdown: for each entity type every run scored (`test_f1_<TYPE>`), each group's n, mean and std, and
+    its p against the type's best group (as `build` tests: Welch across seeds, or paired across folds)."""
+    types = sorted(set.intersection(*(set(r.data.metrics) for r in runs)) if runs else set())
+    types = [m for m in types if m.startswith(PER_TYPE_PREFIX)]
+    if not types:
+        raise ComparisonError(f"the runs have no per-type metrics ({PER_TYPE_PREFIX}<TYPE>) in common")
+    lines = [f"| type | {' / '.join(by)} | n | mean F1 | std | p |", "|---|---|---|---|---|---|"]
+    across = "seeds"
+    for metric in types:
+        board = build(client, runs, by, metric)
+        across = board.across
+        for g in board.groups:
+            p = "best" if g.p_seeds is None else f"{g.p_seeds:.4f}"
+            lines.append(f"| {metric[len(PER_TYPE_PREFIX):]} | {g.label} | {len(g.scores)} | {g.mean:.4f} | {g.std:.4f} | {p} |")
+    test = stats.PAIRED_FOLDS if across == "folds" else stats.WELCH
+    return "\n".join(lines) + f"\n\np: {test}, each group against the type's best group.\n"
+
+
+def fold_means(runs: list, metric: str) -> dict[str, float]:
+    """{fold: mean `metric` of the runs on that fold} when every run carries a `fold` tag, else {}."""
+    folds = [r.data.tags.get("fold") for r in runs]
+    if None in folds:
+        return {}
+    return {f: float(np.mean([r.data.metrics[metric] for r, g in zip(runs, folds) if g == f])) for f in set(folds)}
+
+
+def at_largest_fraction(runs: list) -> tuple[list, str]:
+    """The runs trained on the largest `data.train_fraction` of the selection, and a note when others were left
+    out (a learning curve's smaller fractions are not the configurations being compared)."""
+    fraction = lambda r: float(r.data.params.get("data.train_fraction", 1.0))  # noqa: E731
+    fractions = {fraction(r) for r in runs}
+    if len(fractions) < 2:
+        return runs, ""
+    top = max(fractions)
+    kept = [r for r in runs if fraction(r) == top]
+    return kept, (f"compared at data.train_fraction={top:g} only ({len(kept)} of {len(runs)} runs); "
+                  f"the other fractions are in learning_curve.csv")
 
 
 def _mean_counts(client, runs) -> np.ndarray | None:

@@ -5,6 +5,8 @@ Two questions, two tests:
 * Across seeds (Reimers & Gurevych 2017): is the score distribution of one
   configuration over random seeds higher than another's? `welch_t_test` over
   the per-seed scores (no equal-variance assumption).
+* Across cross-validation folds: is one configuration better on the same folds? `paired_t_test`
+  over per-fold scores (Dietterich 1998 warns that folds overlap in training data: read it as a guide).
 * On one shared test set (Dror et al. 2018): is one system better on these
   sentences? `approximate_randomization` over sentence-level entity counts:
   under the null hypothesis the two systems are exchangeable on every
@@ -18,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 WELCH = "Welch's t-test over per-seed scores"
+PAIRED_FOLDS = "paired t-test over cross-validation folds (each fold's runs averaged)"
 RANDOMIZATION = "paired approximate randomisation over test sentences"
 
 
@@ -32,6 +35,31 @@ def welch_t_test(a: list[float], b: list[float]) -> float:
         return 1.0 if a.mean() == b.mean() else 0.0  # no spread: the means either agree or differ surely
     p = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
     return 1.0 if np.isnan(p) else p
+
+
+def paired_t_test(a: list[float], b: list[float]) -> float:
+    """Two-sided p-value that paired scores `a[i]`, `b[i]` (e.g. one per cross-validation fold) differ in mean.
+    Identical differences give 1 if they are all 0, else 0."""
+    from scipy import stats
+
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.shape != b.shape or len(a) < 2:
+        raise ValueError("a paired t-test needs two equally long lists of at least 2 scores")
+    diff = a - b
+    if np.var(diff) == 0:
+        return 1.0 if diff[0] == 0 else 0.0
+    return float(stats.ttest_rel(a, b).pvalue)
+
+
+def t_interval(scores: list[float], level: float = 0.95) -> tuple[float, float]:
+    """The `level` confidence interval of the mean of `scores` (Student's t; one score: the score itself)."""
+    from scipy import stats
+
+    x = np.asarray(scores, float)
+    if len(x) < 2:
+        return float(x.mean()), float(x.mean())
+    half = float(stats.t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)))
+    return float(x.mean() - half), float(x.mean() + half)
 
 
 def sentence_counts(gold: list[list[str]], pred: list[list[str]]) -> np.ndarray:

@@ -1,6 +1,6 @@
 """The config layer: typed schemas (schema.py), one registry per config group (choices.py), the checks
-(checks.py), Hydra's override grammar (overrides.py), search spaces (search_space.py), and Hydra's
-compose API for scripts, tests and search trials (compose.py). Nothing here imports TensorFlow.
+(checks.py), Hydra's override grammar (overrides.py), search spaces (search_space.py), class weights
+(class_weights.py), and Hydra's compose API for scripts, tests and search trials (compose.py). Nothing here imports TensorFlow.
 
     from seqlab.config import compose, check_config
     cfg = compose(["+encoder=bilstm", "trainer.epochs=1"])

@@ -11,6 +11,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from seqlab.config import choices
+from seqlab.config.class_weights import check_spec as check_class_weights
 from seqlab.config.schema import Config, TunerConfig
 from seqlab.errors import ConfigError
 
@@ -85,6 +86,7 @@ def check_config(cfg: DictConfig, search: bool = True) -> None:
                f"tags ({', '.join(COMPARE_TAGS)}) or config keys such as words.chars")
     _check(cfg.head.get("reduction", "mean") in ("mean", "sum"), "head.reduction", cfg.head.get("reduction"), "mean or sum")
     _check(cfg.head.name in choices.HEADS, "head.name", cfg.head.name, f"one of {', '.join(choices.HEADS)}")
+    check_class_weights(OmegaConf.to_container(cfg.head, resolve=True).get("class_weights"))
     _check(cfg.task.name in choices.TASKS, "task.name", cfg.task.name, f"one of {', '.join(choices.TASKS)} (task=pos)")
     _check(cfg.data.source in choices.DATA_SOURCES, "data.source", cfg.data.source, f"one of {', '.join(choices.DATA_SOURCES)}")
     _check(cfg.data.scheme in ("iob1", "iob2", "bioes", "auto"), "data.scheme", cfg.data.scheme, "iob1, iob2, bioes or auto")
@@ -100,6 +102,11 @@ def check_config(cfg: DictConfig, search: bool = True) -> None:
     _check(cfg.trainer.min_delta >= 0, "trainer.min_delta", cfg.trainer.min_delta, "a float >= 0")
     _check(cfg.data.max_len is None or cfg.data.max_len >= 1, "data.max_len", cfg.data.max_len, "null or >= 1")
     _check(cfg.data.limit is None or cfg.data.limit >= 1, "data.limit", cfg.data.limit, "null or >= 1")
+    _check(cfg.data.folds == 0 or cfg.data.folds >= 2, "data.folds", cfg.data.folds, "0 (no cross-validation) or an integer >= 2")
+    _check(cfg.data.folds >= 2 or cfg.data.fold == 0, "data.fold", cfg.data.fold, "0 unless data.folds >= 2 is set beside it")
+    _check(cfg.data.folds < 2 or 0 <= cfg.data.fold < cfg.data.folds, "data.fold", cfg.data.fold,
+           f"a fold in 0 .. data.folds-1 = {cfg.data.folds - 1}")
+    _check(0 < cfg.data.train_fraction <= 1, "data.train_fraction", cfg.data.train_fraction, "a float in (0, 1]")
     _check(0 <= cfg.data.dev_fraction < 1, "data.dev_fraction", cfg.data.dev_fraction, "a float in [0, 1)")
     _check(0 <= cfg.data.test_fraction < 1, "data.test_fraction", cfg.data.test_fraction, "a float in [0, 1)")
     _check(cfg.data.dev_fraction + cfg.data.test_fraction < 1, "data.dev_fraction + data.test_fraction",
@@ -175,7 +182,7 @@ def check_finite(cfg: DictConfig) -> None:
             raise ConfigError(f"config key {key}={value!r} is invalid: expected a finite number")
 
 
-FREE_FORM = ("tuner.space", "tracking.tags")  # mappings whose keys are the user's (search dimensions, tags)
+FREE_FORM = ("tuner.space", "tracking.tags", "head.class_weights")  # mappings whose keys are the user's
 COMPARE_TAGS = ("task", "encoder", "head", "data", "tuner")  # run tags a leaderboard can group by
 
 

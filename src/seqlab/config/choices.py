@@ -96,6 +96,7 @@ class HeadConfig:
     name: str = "crf"
     constrained: bool = True  # CRF on span tasks: never decode a transition the tag scheme forbids
     reduction: str = "mean"  # the loss over a batch: mean (per sentence for crf, per token for softmax) | sum
+    class_weights: Any = None  # balanced | {tag or type: weight}, e.g. {O: 0.5}: weighted CE (softmax), softmax-margin (crf)
 
 
 HEADS = {

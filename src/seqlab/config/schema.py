@@ -35,6 +35,9 @@ class DataConfig:
     dev_fraction: float = 0.1  # used when a source has no dev (or no test) split of its own
     test_fraction: float = 0.1
     limit: Optional[int] = None  # keep only the first N sentences of each split (smoke runs)
+    folds: int = 0  # >= 2: k-fold cross-validation over train+dev (documents kept whole); 0: the corpus' own dev
+    fold: int = 0  # with folds: which fold is dev (0 .. folds-1); sweep it: 'data.fold=range(5)'
+    train_fraction: float = 1.0  # train on a nested subset of train (learning curves): 0.1 lies inside 0.3
     train: Optional[str] = None
     dev: Optional[str] = None
     test: Optional[str] = None

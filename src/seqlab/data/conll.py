@@ -2,7 +2,8 @@
 
 One token per line, columns split on any whitespace (or on `sep`), sentences
 separated by lines that hold only whitespace (WNUT-17 uses a lone TAB).
-`-DOCSTART-` lines are skipped whether or not a blank line follows them.
+`-DOCSTART-` lines are skipped whether or not a blank line follows them; each one opens a document
+(`Sentence.doc`, "<file>#<n>"), which cross-validation folds keep whole.
 CRLF endings are accepted; every token goes through seqlab.data.tokens.normalize_token (zero-width
 characters and byte-order marks removed, NFC), as at inference.
 Every error names file:line.
@@ -57,6 +58,8 @@ def parse_conll(text: str, name: str, fmt: ColumnFormat = ColumnFormat()) -> lis
     if fmt.scheme not in (*SCHEMES, "auto", "none"):
         raise DataError(f"data.scheme={fmt.scheme!r} is not one of iob1, iob2, bioes, auto")
     sentences: list[tuple[list[str], list[str], list[int]]] = []
+    docs: list[int] = []  # the document of each sentence: how many -DOCSTART- lines came before it
+    doc = 0
     tokens: list[str] = []
     tags: list[str] = []
     lines: list[int] = []
@@ -67,6 +70,7 @@ def parse_conll(text: str, name: str, fmt: ColumnFormat = ColumnFormat()) -> lis
         nonlocal tokens, tags, lines
         if tokens:
             sentences.append((tokens, tags, lines))
+            docs.append(doc)
         tokens, tags, lines = [], [], []
 
     for lineno, line in enumerate(text.splitlines(), start=1):
@@ -76,6 +80,7 @@ def parse_conll(text: str, name: str, fmt: ColumnFormat = ColumnFormat()) -> lis
         cols = line.split(fmt.sep) if fmt.sep else line.split()
         if cols[0].lstrip("\ufeff") == "-DOCSTART-":
             close()
+            doc += 1
             continue
         if n_cols is None:
             n_cols = len(cols)
@@ -98,4 +103,5 @@ def parse_conll(text: str, name: str, fmt: ColumnFormat = ColumnFormat()) -> lis
     if not sentences:
         raise DataError(f"{name}: no sentences (the file is empty or holds only blank/-DOCSTART- lines)")
     rows = [(toks, tgs) for toks, tgs, _ in sentences]
-    return checked_sentences(rows, fmt.scheme, lambda i, j: f"{name}:{sentences[i][2][j]}")
+    named = [f"{name}#{d}" for d in docs] if doc else None  # no -DOCSTART- line: no documents
+    return checked_sentences(rows, fmt.scheme, lambda i, j: f"{name}:{sentences[i][2][j]}", named)

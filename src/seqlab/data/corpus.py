@@ -12,10 +12,12 @@ from seqlab.errors import DataError
 
 @dataclass(frozen=True)
 class Sentence:
-    """One sentence: `tokens[i]` carries the tag `tags[i]`."""
+    """One sentence: `tokens[i]` carries the tag `tags[i]`; `doc` names its document where the source
+    marks documents (CoNLL's -DOCSTART-), else None. Equality and digests ignore `doc`."""
 
     tokens: tuple[str, ...]
     tags: tuple[str, ...]
+    doc: str | None = field(default=None, compare=False)
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -67,14 +69,16 @@ def content_digest(sentences: list[Sentence]) -> str:
     return h.hexdigest()
 
 
-def checked_sentences(rows: list[tuple[list[str], list[str]]], scheme: str, locate) -> list[Sentence]:
-    """(tokens, tags) rows in `scheme` (or "auto": detected) -> IOB2 Sentences.
+def checked_sentences(rows: list[tuple[list[str], list[str]]], scheme: str, locate,
+                      docs: list[str | None] | None = None) -> list[Sentence]:
+    """(tokens, tags) rows in `scheme` (or "auto": detected) -> IOB2 Sentences (`docs[i]`: row i's document).
 
     A tag that does not fit raises DataError at `locate(row, token)`, e.g. "train.txt:12".
     `scheme="none"`: free tags (POS), kept as they are, unchecked.
     """
+    docs = docs or [None] * len(rows)
     if scheme == "none":
-        return [Sentence(tuple(tokens), tuple(tags)) for tokens, tags in rows]
+        return [Sentence(tuple(tokens), tuple(tags), doc) for (tokens, tags), doc in zip(rows, docs)]
     declared = scheme
     if scheme == "auto":
         try:
@@ -87,5 +91,5 @@ def checked_sentences(rows: list[tuple[list[str], list[str]]], scheme: str, loca
             check_tags(tags, scheme)
         except TagError as e:
             raise DataError(f"{locate(i, e.index)}: {e} (data.scheme={declared})") from None
-        out.append(Sentence(tuple(tokens), tuple(to_iob2(tags, scheme))))
+        out.append(Sentence(tuple(tokens), tuple(to_iob2(tags, scheme)), docs[i]))
     return out

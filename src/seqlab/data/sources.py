@@ -10,6 +10,7 @@ import numpy as np
 from seqlab.data.conll import ColumnFormat, read_conll
 from seqlab.data.corpus import Corpus, Sentence
 from seqlab.data.embedded import read_embedded_wnut16
+from seqlab.data.folds import cross_validation_split, train_subset
 from seqlab.data.huggingface import load_hf_splits
 from seqlab.errors import ConfigError, DataError
 
@@ -51,7 +52,9 @@ def load_corpus(data: Any, seed: int | None = None, scheme: str | None = None) -
     """Read the corpus described by the `data` config (see conf/data/).
 
     Splits cut from a source without split files are fixed by `data.split_seed`
-    (or `seed`, when given): the model's `seed` never moves the test set.
+    (or `seed`, when given): the model's `seed` never moves the test set. Then, in this order:
+    `data.limit` cuts every split (smoke runs), `data.folds`/`data.fold` make one cross-validation fold of
+    train+dev the dev split, and `data.train_fraction` keeps a nested subset of train (seqlab.data.folds).
     `scheme` overrides data.scheme; "none" reads free tags (POS) unchecked.
     """
     from seqlab.config import choices
@@ -74,6 +77,17 @@ def load_corpus(data: Any, seed: int | None = None, scheme: str | None = None) -
         log.info("no dev split given: took %d dev sentences from train (seed %d)", len(dev), seed)
     if data.limit:
         train, dev, test = train[: data.limit], dev[: data.limit], test[: data.limit]
+    folds = data.get("folds") or 0
+    if folds >= 2:
+        train, dev = cross_validation_split(train + dev, folds, data.get("fold", 0), seed)
+        log.info("cross-validation fold %d of %d: %d train / %d dev sentences (train+dev in %d folds, seed %d)",
+                 data.fold, folds, len(train), len(dev), folds, seed)
+    fraction = data.get("train_fraction", 1.0)
+    if fraction < 1:
+        available = len(train)
+        train = train_subset(train, fraction, seed)
+        log.info("data.train_fraction=%g: %d of %d training sentences (a nested subset, seed %d)", fraction,
+                 len(train), available, seed)
     for split, sentences in (("train", train), ("dev", dev), ("test", test)):
         if not sentences:
             raise DataError(_empty_split_message(split, sources.get(split, data.name), data))

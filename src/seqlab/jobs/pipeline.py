@@ -95,12 +95,25 @@ def pretrained_embeddings(task: TaggingTask, words: DictConfig, seed: int):
     return embeddings
 
 
-def build_model(task: TaggingTask, words: DictConfig, encoder: DictConfig, head: DictConfig, seed: int,
+def head_spec(head: DictConfig, task: TaggingTask, train: list[Sentence]) -> dict:
+    """The `head` config as the head takes it: head.class_weights resolved to one weight per label, counted on
+    the training sentences (seqlab.config.class_weights)."""
+    from seqlab.config import class_weights
+
+    spec = plain(head)
+    if spec.get("class_weights") is not None:
+        spec["class_weights"] = class_weights.resolve(spec["class_weights"], task.labels,
+                                                      [task.to_training(s.tags) for s in train])
+        log.info("class weights: %s", ", ".join(f"{k} {w:.3g}" for k, w in zip(task.labels, spec["class_weights"])))
+    return spec
+
+
+def build_model(task: TaggingTask, words: DictConfig, encoder: DictConfig, head: dict, seed: int,
                 jit_compile="auto", init: str = "keras") -> tuple[Tagger, object | None]:
     """The built tagger (its word embedding from words.pretrained when set) and the embeddings the vectors
-    gave (None without vectors)."""
+    gave (None without vectors). `head`: head_spec's dict."""
     embeddings = pretrained_embeddings(task, words, seed)
-    model = build_tagger(task, plain(words), plain(encoder), plain(head), seed=seed, word_vectors=embeddings,
+    model = build_tagger(task, plain(words), plain(encoder), head, seed=seed, word_vectors=embeddings,
                          jit_compile=jit_compile)
     initialise(model, init, seed)
     return model, embeddings
@@ -135,8 +148,8 @@ def prepare(cfg: DictConfig, data: Data | None = None) -> Prepared:
     reset(cfg.seed)
     data = data or prepare_data(cfg.data, cfg.task.name)
     task = build_task(cfg.task.name, cfg.data.train_scheme, data, cfg.words, cfg.encoder)
-    model, embeddings = build_model(task, cfg.words, cfg.encoder, cfg.head, cfg.seed, cfg.trainer.jit_compile,
-                                    cfg.get("init", "keras"))
+    model, embeddings = build_model(task, cfg.words, cfg.encoder, head_spec(cfg.head, task, data.train), cfg.seed,
+                                    cfg.trainer.jit_compile, cfg.get("init", "keras"))
     return Prepared(data, compile_model(model, cfg.optimizer, training_steps(data, cfg.trainer)), embeddings)
 
 
@@ -288,7 +301,7 @@ def record_data(data: Data, prepared: Prepared) -> None:
         table[split] = split_stats(sentences, spans=task.kind.spans)
         tracking.log_split(corpus.name, split, corpus.sources.get(split, corpus.name), content_digest(sentences))
     tracking.log_dict(table, "data_stats.json")
-    metrics = {"oov_rate_dev": task.vocabulary.oov_rate(corpus.dev), "oov_rate_test": task.vocabulary.oov_rate(corpus.test),
+    metrics = {"train_sentences": len(corpus.train), "oov_rate_dev": task.vocabulary.oov_rate(corpus.dev), "oov_rate_test": task.vocabulary.oov_rate(corpus.test),
                "num_params": prepared.model.count_params()}
     embeddings = prepared.embeddings
     if embeddings is not None:
@@ -307,10 +320,13 @@ def model_summary(model) -> str:
 
 # ---------------------------------------------------------------- the whole run
 def run_tags(cfg: DictConfig, corpus: Corpus) -> dict[str, str]:
-    """The tags every run of this config carries: what it is (task, encoder, head, data) and its sweep."""
+    """The tags every run of this config carries: what it is (task, encoder, head, data), which data it
+    chose on and was tested on (`dev_digest`, `test_digest`; `fold` and `folds` under cross-validation) and its sweep."""
     in_sweep = sweep.current()
     tags = {"task": cfg.task.name, "encoder": cfg.encoder.name, "head": cfg.head.name, "data": corpus.name,
-            **sweep.job_details()}
+            "dev_digest": content_digest(corpus.dev), "test_digest": content_digest(corpus.test), **sweep.job_details()}
+    if cfg.data.get("folds", 0) >= 2:
+        tags.update(fold=str(cfg.data.fold), folds=str(cfg.data.folds))
     if in_sweep is not None:
         tags["sweep"] = in_sweep.name
     return tags
@@ -331,7 +347,7 @@ def train(cfg: DictConfig, data: Data | None = None) -> dict:
     log.info("model: %s encoder, %s head, %d parameters, %d tags", cfg.encoder.name, cfg.head.name,
              model.count_params(), len(task.labels))
     in_sweep = sweep.current()
-    tags = {**run_tags(cfg, data.corpus), "test_digest": content_digest(data.corpus.test)}
+    tags = run_tags(cfg, data.corpus)
     state = resume_point(cfg)
     with tracking.training_run(cfg.tracking, tags, run_name=sweep.run_name(cfg, data.corpus.name, in_sweep),
                                parent_run_id=in_sweep.parent_run_id if in_sweep else None,

@@ -258,9 +258,12 @@ def finish(config: DictConfig, parent_id: str) -> None:
     tracking.log_to(uri, parent_id, text={"sweep_summary.md": table},
                     metrics={"jobs_finished": statuses.count("FINISHED"), "jobs_failed": failed})
     by = list(config.get("compare", {}).get("by") or [])
+    finished = [r for r in runs if r.info.status == "FINISHED"]
+    summarise_protocols(uri, parent_id, finished, by or protocol_groups(config), dev_metric,
+                        config.get("compare", {}).get("metric") or test_metric)
     if by:
         try:
-            board = leaderboard.build(tracking.client(uri), [r for r in runs if r.info.status == "FINISHED"], by,
+            board = leaderboard.build(tracking.client(uri), finished, by,
                                       config.compare.get("metric") or test_metric,
                                       resamples=config.compare.get("resamples", 10000))
             leaderboard.write_and_log(tracking.client(uri), board, parent_id)
@@ -278,6 +281,34 @@ def finish(config: DictConfig, parent_id: str) -> None:
         print(f"error: {failed} of {len(runs)} job(s) failed (their runs are FAILED, with the reason in the "
               f"`error` tag)", file=sys.stderr, flush=True)
     tracking.end_run_quietly(uri, parent_id, "FAILED" if failed or not runs else "FINISHED")
+
+
+PROTOCOL_KEYS = ("data.fold", "data.train_fraction", "seed", "data.split_seed")  # what a summary averages over
+
+
+def protocol_groups(config: DictConfig) -> list[str]:
+    """The keys a sweep's fold and learning-curve summaries group by without compare.by: what it varies besides
+    folds, fractions and seeds."""
+    swept = swept_keys(list(config.hydra.overrides.task))
+    return [k.lstrip("+~") for k in swept if k.lstrip("+~") not in PROTOCOL_KEYS]
+
+
+def summarise_protocols(uri: str, parent_id: str, runs: list, by: list[str], dev_metric: str, metric: str) -> None:
+    """On the parent: cross_validation.md (and cv_* metrics) when the jobs ran on folds; learning_curve.png and
+    .csv when they ran on several data.train_fraction values. Each is printed too."""
+    from seqlab import tracking
+    from seqlab.compare import summaries
+
+    table, metrics = summaries.cross_validation(runs, by, dev_metric, metric)
+    if table:
+        print(f"\ncross-validation:\n{table}", flush=True)
+        tracking.log_to(uri, parent_id, text={"cross_validation.md": table}, metrics=metrics)
+    points = summaries.learning_curve(runs, by, metric)
+    if points:
+        csv_text = summaries.curve_csv(points)
+        print(f"\nlearning curve ({metric}):\n{csv_text}", flush=True)
+        tracking.log_to(uri, parent_id, text={"learning_curve.csv": csv_text},
+                        figures={"learning_curve.png": summaries.plot_curve(points, metric)})
 
 
 def job_table(runs: list, swept: tuple[str, ...] = (), metric_dev: str = "best_val_entity_f1",

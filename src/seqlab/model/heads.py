@@ -26,8 +26,9 @@ from seqlab.config import choices
 from seqlab.crf import CRF, allowed_transitions
 
 
-def softmax_loss(emissions, tags, mask, reduction="mean"):
-    """Token cross-entropy over real tokens only, averaged over them ("mean") or summed ("sum").
+def softmax_loss(emissions, tags, mask, reduction="mean", class_weights=None):
+    """Token cross-entropy over real tokens only, averaged over them ("mean") or summed ("sum"); each token's
+    term times class_weights[its tag] when given (float [K]: seqlab.config.class_weights).
 
     emissions float [B, T, K] (logits), tags int [B, T], mask bool [B, T] -> scalar.
     """
@@ -35,8 +36,16 @@ def softmax_loss(emissions, tags, mask, reduction="mean"):
     tags = ops.clip(ops.cast(tags, "int32"), 0, ops.shape(emissions)[-1] - 1)  # padded tags may hold anything
     per_token = ops.sparse_categorical_crossentropy(tags, emissions, from_logits=True)  # [B, T]
     maskf = ops.cast(mask, "float32")
-    total = ops.sum(per_token * maskf)
+    weighted = per_token if class_weights is None else per_token * ops.take(class_weights, tags)
+    total = ops.sum(weighted * maskf)
     return total if reduction == "sum" else total / ops.maximum(ops.sum(maskf), 1.0)
+
+
+def margin_costs(tags, class_weights, num_tags: int):
+    """Softmax-margin costs float [B, T, K]: class_weights[y_t] at every tag k != y_t, 0 at the gold tag."""
+    tags = ops.clip(ops.cast(tags, "int32"), 0, num_tags - 1)
+    wrong = 1.0 - ops.one_hot(tags, num_tags, dtype="float32")  # [B, T, K]
+    return ops.take(class_weights, tags)[:, :, None] * wrong
 
 
 def argmax_decode(emissions, mask, pad_value=-1):
@@ -60,19 +69,22 @@ class SoftmaxHead(keras.layers.Layer):
         constrained: ignored (only a CRF can enforce constraints); kept so every head takes one config.
         pad_value: the id `decode` writes at padding.
         reduction: "mean" (over real tokens) or "sum" (over the batch's tokens).
+        class_weights: one loss weight per label (K floats, seqlab.config.class_weights.resolve), or None.
     """
 
-    def __init__(self, labels, scheme=None, constrained=False, pad_value=-1, reduction="mean", **kwargs):
+    def __init__(self, labels, scheme=None, constrained=False, pad_value=-1, reduction="mean", class_weights=None,
+                 **kwargs):
         super().__init__(**kwargs)
         self.labels, self.scheme, self.constrained, self.pad_value = tuple(labels), scheme, constrained, int(pad_value)
         self.reduction = reduction
+        self.class_weights = _weights(class_weights, len(self.labels))
         self.xla = False  # the heads' shared knob (see CRF); nothing here loops over time, so nothing to compile
 
     def build(self, input_shape=None):
         self.built = True  # no weights
 
     def loss(self, emissions, tags, mask):
-        return softmax_loss(emissions, tags, mask, self.reduction)
+        return softmax_loss(emissions, tags, mask, self.reduction, self.class_weights)
 
     def decode(self, emissions, mask):
         return argmax_decode(emissions, mask, self.pad_value)
@@ -107,7 +119,7 @@ class SoftmaxHead(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(labels=list(self.labels), scheme=self.scheme, constrained=self.constrained, pad_value=self.pad_value,
-                      reduction=self.reduction)
+                      reduction=self.reduction, class_weights=_listed(self.class_weights))
         return config
 
 
@@ -121,16 +133,22 @@ class CRFHead(CRF):
         constrained: with a scheme, never score nor decode a transition it forbids.
         pad_value: the id `decode` writes at padding.
         reduction: "mean" or "sum" of the sentences' losses over the batch.
+        class_weights: K floats (seqlab.config.class_weights.resolve), or None: the loss becomes softmax-margin,
+            log Z over emissions + margin_costs(tags) [B, T, K] minus the gold path's score (decoding is unchanged).
     """
 
-    def __init__(self, labels, scheme=None, constrained=True, pad_value=-1, reduction="mean", **kwargs):
+    def __init__(self, labels, scheme=None, constrained=True, pad_value=-1, reduction="mean", class_weights=None,
+                 **kwargs):
         for key in ("num_tags", "constraints"):  # CRF's own arguments, derived here
             kwargs.pop(key, None)
         super().__init__(len(labels), labels=list(labels), constraints=scheme if constrained else None,
                          pad_value=pad_value, **kwargs)
         self.scheme, self.constrained, self.reduction = scheme, constrained, reduction
+        self.class_weights = _weights(class_weights, len(labels))
 
     def loss(self, emissions, tags, mask):
+        if self.class_weights is not None:  # the gold path's cost is 0, so its score is unchanged
+            emissions = ops.cast(emissions, "float32") + margin_costs(tags, self.class_weights, self.num_tags)
         return self.nll(emissions, tags, mask, self.reduction)
 
     def probabilities(self, emissions, mask):
@@ -153,8 +171,23 @@ class CRFHead(CRF):
         config = super().get_config()
         for key in ("num_tags", "constraints"):
             config.pop(key)
-        config.update(scheme=self.scheme, constrained=self.constrained, reduction=self.reduction)
+        config.update(scheme=self.scheme, constrained=self.constrained, reduction=self.reduction,
+                      class_weights=_listed(self.class_weights))
         return config
+
+
+def _weights(class_weights, num_tags: int):
+    """K loss weights as a float32 array (None: unweighted)."""
+    if class_weights is None:
+        return None
+    weights = np.asarray(class_weights, dtype="float32")
+    if weights.shape != (num_tags,):
+        raise ValueError(f"class_weights needs one weight per tag ({num_tags}), got shape {weights.shape}")
+    return weights
+
+
+def _listed(weights):
+    return None if weights is None else [float(w) for w in weights]
 
 
 def build_head(spec: dict, labels: list[str], scheme: str | None, pad_value: int = -1) -> keras.layers.Layer:

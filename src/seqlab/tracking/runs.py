@@ -199,11 +199,18 @@ def set_run_tags(uri: str, run_id: str, tags: dict[str, str]) -> None:
         c.set_tag(run_id, key, value)
 
 
-def log_to(uri: str, run_id: str, text: dict[str, str] | None = None, metrics: dict[str, float] | None = None) -> None:
-    """Texts (artifact name -> content) and metrics on run `run_id`, which need not be active."""
+def log_to(uri: str, run_id: str, text: dict[str, str] | None = None, metrics: dict[str, float] | None = None,
+           figures: dict | None = None) -> None:
+    """Texts and figures (artifact name -> content or matplotlib Figure, closed here) and metrics on run
+    `run_id`, which need not be active."""
     c = MlflowClient(uri)
     for name, content in (text or {}).items():
         c.log_text(run_id, content, name)
+    for name, figure in (figures or {}).items():
+        import matplotlib.pyplot as plt
+
+        c.log_figure(run_id, figure, name)
+        plt.close(figure)
     for key, value in (metrics or {}).items():
         c.log_metric(run_id, key, value)
 
