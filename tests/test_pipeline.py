@@ -42,9 +42,12 @@ def test_training_run_records_the_whole_mlflow_contract(tiny_cfg, head, tmp_path
         assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [1, 2], key
     metrics = run.data.metrics
     for key in ("test_entity_f1", "test_entity_precision", "test_entity_recall", "test_entity_f1_strict",
-                "oov_rate_dev", "oov_rate_test", "num_params", "test_token_ece", "test_entity_ece"):
+                "oov_rate_dev", "oov_rate_test", "num_params", "test_token_ece", "test_entity_ece", "train_sentences",
+                "predict_sentences_per_sec", "latency_ms_p50", "latency_ms_p95"):
         assert key in metrics
     assert 0.0 <= metrics["test_token_ece"] <= 1.0 and 0.0 <= metrics["test_entity_ece"] <= 1.0
+    assert 0 < metrics["latency_ms_p50"] <= metrics["latency_ms_p95"] < 10_000
+    assert run.data.tags["dev_digest"] != run.data.tags["test_digest"] and "fold" not in run.data.tags
     assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= set(metrics)
     per_type = {k for k in metrics if k.startswith("test_f1_")}
     assert "test_f1_person" in per_type and len(per_type) >= 5

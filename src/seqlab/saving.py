@@ -1,7 +1,7 @@
 """Loading a saved tagger, and the one place that makes seqlab's Keras classes known to Keras.
 
 Every class a `.keras` file may name carries Keras' `@keras.saving.register_keras_serializable(package="seqlab")`
-at its definition, so it is saved under the name `seqlab><ClassName>`; it is registered when its module
+at its definition (TaggingTask, which imports no Keras, is registered here and by the Tagger that holds it), so it is saved under the name `seqlab><ClassName>`; it is registered when its module
 is imported. `register_keras_objects()` imports every module that defines one (MODULES, checked by a
 test against the source), so any `.keras` file of seqlab's loads:
 
@@ -26,8 +26,7 @@ import zipfile
 
 from seqlab.errors import SeqlabError
 
-MODULES = (  # every module that defines a class a .keras file may name
-    "seqlab.task.tagging_task",  # TaggingTask
+MODULES = (  # every module that defines a class a .keras file may name (TaggingTask: register_keras_objects)
     "seqlab.crf.layer",  # CRF
     "seqlab.model.features",  # WordFeatures, CharCNN, CharLSTM
     "seqlab.model.encoders",  # RNNEncoder, CNNEncoder, IDCNNEncoder
@@ -44,6 +43,11 @@ class ModelFileError(SeqlabError):
 
 def register_keras_objects() -> None:
     """Register every seqlab class a saved .keras file may name (imports Keras and the backend)."""
+    import keras
+
+    from seqlab.task import TaggingTask
+
+    keras.saving.register_keras_serializable(package="seqlab")(TaggingTask)  # the task layer imports no Keras
     for name in MODULES:
         importlib.import_module(name)
 

@@ -126,6 +126,7 @@ class TrackingConfig:
     register_as: Optional[str] = None  # register the model under this name (a sweep or search: its best, alias champion)
     system_metrics: bool = True  # CPU, memory (and GPU) in the run's System metrics tab
     calibration: bool = True  # test_token_ece, test_entity_ece and calibration.png: test tagged once more, with probabilities
+    latency_sentences: int = 100  # latency_ms_p50/p95: this many test sentences tagged one at a time (0: not measured)
     tags: Dict[str, str] = field(default_factory=dict)  # extra tags on every run: +tracking.tags.team=nlp
 
 

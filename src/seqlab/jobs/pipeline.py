@@ -24,7 +24,7 @@ from seqlab.config import flatten
 from seqlab.data import Corpus, Sentence
 from seqlab.data.corpus import content_digest, split_stats
 from seqlab.errors import TrainingError
-from seqlab.evaluation import Scores, calibration, figures, invalid_transition_rate, score
+from seqlab.evaluation import Scores, calibration, figures, invalid_transition_rate, latency, score
 from seqlab.jobs import sweep
 from seqlab.jobs.reading import Data, prepare_data
 from seqlab.model import Tagger, build_tagger
@@ -261,6 +261,26 @@ def record_calibration(model: Tagger, result: Evaluation, batch_size: int) -> No
     tracking.log_figure(calibration.plot_reliability(panels), "calibration.png")
 
 
+def record_latency(model: Tagger, sentences: list[list[str]]) -> None:
+    """latency_ms_p50 and latency_ms_p95 of tagging `sentences` one at a time, on the active run."""
+    ms = latency.latencies_ms(lambda s: model.tag_ids([s], 1), sentences)
+    measured = latency.summary(ms)
+    log.info("latency, one sentence at a time: p50 %.2f ms, p95 %.2f ms (%d test sentences)",
+             measured["latency_ms_p50"], measured["latency_ms_p95"], len(sentences))
+    tracking.log_metrics(measured)
+
+
+def record_evaluation(model: Tagger, result: Evaluation, cfg: DictConfig) -> None:
+    """What the test split gives a run (or a search's parent): scores, predictions and figures (record_test),
+    calibration (tracking.calibration) and latency (tracking.latency_sentences)."""
+    record_test(result, model)
+    if cfg.tracking.get("calibration", True):
+        record_calibration(model, result, cfg.trainer.eval_batch_size)
+    n = cfg.tracking.get("latency_sentences", 100)
+    if n:
+        record_latency(model, [s for s in result.tokens if s][:n])
+
+
 def record_test(result: Evaluation, model: Tagger) -> None:
     """Test scores, predictions and figures on the active run."""
     tracking.log_test_scores(result.scores)
@@ -378,9 +398,7 @@ def train(cfg: DictConfig, data: Data | None = None) -> dict:
         seconds = time.perf_counter() - started
         best = record_outcome(outcome, task.monitor, cfg.optimizer.lr, seconds, seconds_before, len(data.train))
         result = evaluate(model, data.corpus.test, cfg.trainer.eval_batch_size)
-        record_test(result, model)
-        if cfg.tracking.get("calibration", True):
-            record_calibration(model, result, cfg.trainer.eval_batch_size)
+        record_evaluation(model, result, cfg)
         if cfg.tracking.log_model:
             # A sweep registers only its best job's model, when it ends (seqlab.jobs.sweep.finish).
             register_as = None if in_sweep is not None else cfg.tracking.get("register_as")

@@ -37,8 +37,8 @@ from seqlab.config.overrides import trial_overrides
 from seqlab.config.search_space import Dimension, left_out, parse_space, probes
 from seqlab.errors import ConfigError
 from seqlab.jobs import sweep
-from seqlab.jobs.pipeline import (Data, Prepared, evaluate, prepare, prepare_data, record_calibration, record_data,
-                                  record_model, record_test, run_tags, training_batches, training_callbacks)
+from seqlab.jobs.pipeline import (Data, Prepared, evaluate, prepare, prepare_data, record_data, record_evaluation,
+                                  record_model, run_tags, training_batches, training_callbacks)
 from seqlab.runtime import interrupts
 from seqlab.runtime.memory import peak_rss_mib, resident_mib
 from seqlab.training import FitOptions, fit
@@ -355,9 +355,7 @@ def _log_best(cfg: DictConfig, tuner, hypermodel: TaggerHyperModel) -> dict:
     data = hypermodel.data_for(best_cfg)
     record_data(data, Prepared(data, model))
     result = evaluate(model, data.corpus.test, best_cfg.trainer.eval_batch_size)
-    record_test(result, model)
-    if best_cfg.tracking.get("calibration", True):
-        record_calibration(model, result, best_cfg.trainer.eval_batch_size)
+    record_evaluation(model, result, best_cfg)
     if best_cfg.tracking.log_model:
         register_as = None if sweep.current() is not None else cfg.tracking.get("register_as")  # a sweep registers its best
         version = record_model(model, sweep.tagger_name(best_cfg, data.corpus.name),

@@ -49,8 +49,10 @@ class Tagger(keras.Model):
 
     def __init__(self, task, words, encoder, head, seed=1, jit_compile="auto", encoder_layer=None, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(task, dict):  # from a saved config
+        if isinstance(task, dict):  # from a saved config (seqlab.saving registered the task's class)
             task = keras.saving.deserialize_keras_object(task)
+        else:  # saved as `seqlab>TaggingTask`, as every seqlab file names it; the task layer imports no Keras
+            keras.saving.register_keras_serializable(package="seqlab")(type(task))
         self.task = task
         self.words_config, self.encoder_config, self.head_config, self.seed = dict(words), dict(encoder), dict(head), seed
         self.jit_setting = jit_setting(jit_compile)

@@ -4,7 +4,9 @@ After keras-hub's preprocessor and flair's saved tag dictionary: the
 vocabulary (words, characters, casing), the label set, the training and
 output tag schemes with the conversion between them, the CRF constraints the
 labels imply, and the metric the task is scored by. `Tagger` keeps one and
-saves it in the .keras file, so that file alone turns raw tokens into tags.
+saves it in the .keras file, so that file alone turns raw tokens into tags. No Keras here: the Tagger
+registers the class with Keras (seqlab.saving, for loading), and an exported tagger (seqlab.export)
+encodes with it without TensorFlow.
 
     task = TaggingTask.build("ner", train_sentences, words_cfg, train_scheme="bioes")
     task.encode_tokens([["EU", "rejects"]])  # {"words": [1, 2], "chars": [1, 2, W], "casing": [1, 2]}
@@ -15,7 +17,6 @@ from __future__ import annotations
 
 from typing import Iterator
 
-import keras
 import numpy as np
 
 from seqlab.config import choices
@@ -29,7 +30,6 @@ WORD_INPUTS = ("words", "chars", "casing")
 SUBWORD_INPUTS = ("subwords", "piece_word")
 
 
-@keras.saving.register_keras_serializable(package="seqlab")
 class TaggingTask:
     """A task (ner, chunk, pos), its vocabulary and labels, and its tag schemes.
 

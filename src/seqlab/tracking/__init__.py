@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib
 
-_FROM = {"log_tagger": "pyfunc_model", "save_tagger": "pyfunc_model"}
+_FROM = {"log_tagger": "pyfunc_model", "save_tagger": "pyfunc_model", "tagger_file": "pyfunc_model"}
 SUBMODULES = ("runs", "store", "pyfunc_model", "serving", "cleanup")
 
 

@@ -18,12 +18,13 @@ import os
 import shutil
 import tempfile
 import urllib.parse
+from pathlib import Path
 
 import mlflow
 import mlflow.pyfunc
 
 from seqlab.tracking import serving
-from seqlab.tracking.store import is_disk_full, release_reserve
+from seqlab.tracking.store import StoreError, is_disk_full, release_reserve
 
 log = logging.getLogger("seqlab")
 PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # src/seqlab: travels inside the model
@@ -163,3 +164,18 @@ def save_tagger(model, path: str) -> None:
     """Save the tagger as a pyfunc model in a local folder (no tracking server needed)."""
     with _model_parts(model) as parts:
         mlflow.pyfunc.save_model(path, **parts)
+
+
+def tagger_file(model_uri: str, dst: str, tracking_uri: str) -> str:
+    """The `tagger.keras` of a logged model (runs:/<id>/<name>, models:/<name>@champion) in the store
+    `tracking_uri`, downloaded into `dst`. A URI that names no seqlab model is one StoreError line."""
+    mlflow.set_tracking_uri(tracking_uri)
+    try:
+        folder = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=dst)
+    except Exception as e:  # noqa: BLE001 - MLflow's own errors are long: one line that names the URI
+        raise StoreError(f"{model_uri}: cannot download the model ({type(e).__name__}: "
+                            f"{str(e).splitlines()[0][:300]})") from None
+    found = sorted(Path(folder).rglob("tagger.keras"))
+    if not found:
+        raise StoreError(f"{model_uri}: no tagger.keras in this model: not a model that seqlab logged")
+    return str(found[0])
