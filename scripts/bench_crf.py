@@ -9,7 +9,9 @@ backend at import), one after the other, and pytorch-crf in this process.
 
 Shapes: B=32, T=40, lengths uniform in [5, 40], K=9 and K=21. Each number is
 the median of `--repeats` timed calls after warm-up, in milliseconds. The
-columns: a plain graph traced for the shape; the whole function compiled by
+columns: `CRF(K)` with its default arguments in a plain `tf.function`, as docs/crf.md teaches it
+(on TensorFlow its loss and Viterbi are XLA-compiled functions by default); a plain graph traced for the
+shape with `xla=False`; the whole function compiled by
 XLA; a plain graph traced once for unknown B and T whose CRF loss and Viterbi
 are XLA-compiled functions (seqlab.crf.CRF(xla=True)); and "as the pipeline
 runs it", the CRF as a tagger trains and decodes with the default
@@ -66,12 +68,14 @@ def make_inputs(batch: int, time_steps: int, k: int, seed: int = 0):
 
 def seqlab_timings(emissions, tags, mask, repeats: int, jit: bool, crf_xla=None) -> dict[str, float]:
     """jit: the whole function compiled by XLA. crf_xla (True, "decode" or False): as a tagger runs it,
-    a plain graph traced once for unknown B and T in which the CRF compiles what `crf_xla` says."""
+    a plain graph traced once for unknown B and T in which the CRF compiles what `crf_xla` says.
+    crf_xla="default": `CRF(K)` with its default arguments in a plain `tf.function`, as docs/crf.md uses it.
+    None: `CRF(K, xla=False)`, plain graph loops."""
     import tensorflow as tf
 
     k = emissions.shape[-1]
-    pipeline = crf_xla is not None
-    crf = CRF(k, xla=crf_xla or False)
+    pipeline = crf_xla not in (None, "default")
+    crf = CRF(k) if crf_xla == "default" else CRF(k, xla=crf_xla or False)
     crf.build()
     em, tg, mk = tf.constant(emissions), tf.constant(tags), tf.constant(mask)
     signature = [tf.TensorSpec((None, None, k)), tf.TensorSpec((None, None), tf.int32), tf.TensorSpec((None, None), tf.bool)]
@@ -238,11 +242,13 @@ def main() -> None:
     auto = xla_inside_graphs("auto", "bilstm")  # the default encoder; behind CNN and BiGRU auto compiles the loss too
     print(f"trainer.jit_compile=auto compiles a BiLSTM-CRF's {'loss and Viterbi' if auto is True else 'Viterbi'} here "
           f"(behind CNN and BiGRU encoders both: the 'graph + XLA CRF' column)\n")
-    print("| K | op | seqlab graph (ms) | seqlab XLA (ms) | graph + XLA CRF (ms) | seqlab as the pipeline runs it (ms) "
-          "| pytorch-crf (ms) | pipeline vs pytorch-crf | graph + XLA CRF vs pytorch-crf | best seqlab vs pytorch-crf |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| K | op | `CRF(K)` defaults in a tf.function (ms) | plain graph, xla=False (ms) | seqlab XLA (ms) "
+          "| graph + XLA CRF (ms) | seqlab as the pipeline runs it (ms) | pytorch-crf (ms) | defaults vs pytorch-crf "
+          "| pipeline vs pytorch-crf | graph + XLA CRF vs pytorch-crf | best seqlab vs pytorch-crf |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for k in sizes:
         emissions, tags, mask = make_inputs(args.batch, args.time, k)
+        default = seqlab_timings(emissions, tags, mask, args.repeats, jit=False, crf_xla="default")
         graph = seqlab_timings(emissions, tags, mask, args.repeats, jit=False)
         xla = seqlab_timings(emissions, tags, mask, args.repeats, jit=True)
         inner = seqlab_timings(emissions, tags, mask, args.repeats, jit=False, crf_xla=True)
@@ -250,12 +256,12 @@ def main() -> None:
         ref = torch_timings(emissions, tags, mask, args.repeats)
         ratio = lambda ms: f"{ref[op] / ms:.1f}x" if ref else "n/a"  # noqa: E731
         for op, name in (("nll_grad", "NLL forward + backward"), ("decode", "Viterbi decode")):
-            best = min(graph[op], xla[op], inner[op], pipe[op])
+            best = min(default[op], graph[op], xla[op], inner[op], pipe[op])
             ref_ms = f"{ref[op]:.2f}" if ref else "n/a"
-            print(f"| {k} | {name} | {graph[op]:.2f} | {xla[op]:.2f} | {inner[op]:.2f} | {pipe[op]:.2f} | {ref_ms} "
-                  f"| {ratio(pipe[op])} | {ratio(inner[op])} | {ratio(best)} |")
-        print(f"| {k} | softmax CE forward + backward (reference) | {graph['softmax_grad']:.2f} | {xla['softmax_grad']:.2f} | | | | | | |")
-        print(f"| {k} | softmax argmax decode (reference) | {graph['argmax']:.2f} | {xla['argmax']:.2f} | | | | | | |")
+            print(f"| {k} | {name} | {default[op]:.2f} | {graph[op]:.2f} | {xla[op]:.2f} | {inner[op]:.2f} | {pipe[op]:.2f} "
+                  f"| {ref_ms} | {ratio(default[op])} | {ratio(pipe[op])} | {ratio(inner[op])} | {ratio(best)} |")
+        print(f"| {k} | softmax CE forward + backward (reference) | | {graph['softmax_grad']:.2f} | {xla['softmax_grad']:.2f} | | | | | | | |")
+        print(f"| {k} | softmax argmax decode (reference) | | {graph['argmax']:.2f} | {xla['argmax']:.2f} | | | | | | | |")
     if args.smoke:
         return
     print()

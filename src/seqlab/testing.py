@@ -153,12 +153,14 @@ def tiny_overrides(tmp_path: Path, *extra: str) -> list[str]:
     Without XLA (`trainer.jit_compile=false`, 3-4 s less per process for compiling the CRF) unless `extra`
     sets trainer.jit_compile: the tests of the default path (the MLflow contract, the pyfunc, the tracking
     server) pass `trainer.jit_compile=auto`, and the CRF's XLA functions have their own tests. Likewise
-    without the calibration pass (`tracking.calibration=false`, one more compiled function) unless `extra`
-    sets it: the MLflow contract tests do.
+    without the calibration pass (`tracking.calibration=false`, one more compiled function) and the latency
+    figures (`tracking.latency_sentences=0`) unless `extra` sets them: the MLflow contract tests do.
     """
     quick = [] if any(e.startswith("trainer.jit_compile=") for e in extra) else ["trainer.jit_compile=false"]
     if not any(e.startswith("tracking.calibration=") for e in extra):
         quick.append("tracking.calibration=false")  # test tagged again with probabilities: the contract tests ask for it
+    if not any(e.startswith("tracking.latency_sentences=") for e in extra):
+        quick.append("tracking.latency_sentences=0")  # 2 x 100 single-sentence calls, 0.5-3 s: the contract tests ask for it
     if not any(e.startswith("tracking.uri=") for e in extra):
         migrated_store(Path(tmp_path) / "mlflow.db")
     return [
