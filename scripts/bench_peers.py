@@ -1,9 +1,11 @@
-"""seqlab and NCRF++ side by side: same converted data, same architecture, same epochs, equal threads.
+"""seqlab and NCRF++ side by side: same converted data, same architecture, same epochs, equal threads;
+or, with --torch, seqlab and a plain PyTorch BiLSTM-CRF written the way a PyTorch user would.
 
     git clone https://github.com/jiesutd/NCRFpp /path/to/NCRFpp       # the user's own checkout
     pip install torch==2.13.0                                          # NCRF++ runs on it unmodified
     python scripts/bench_peers.py --ncrfpp /path/to/NCRFpp             # CoNLL-2003 from ../shared/data
     python scripts/bench_peers.py --ncrfpp DIR --epochs 3 --threads 2 --rounds 2 --work /tmp/peers
+    python scripts/bench_peers.py --torch --epochs 1 --rounds 2   # words-only BiLSTM-CRF, plain PyTorch + pytorch-crf
 
 NCRF++ is run from the given checkout, never copied here: `python main.py
 --config <generated>` in that folder. The corpus is read by seqlab (IOB1 ->
@@ -19,11 +21,19 @@ Printed per tool: wall seconds per training epoch (dev and test scoring
 excluded), CPU seconds of the whole run per epoch, training and decoding
 sentences per second (decoding: dev, tagging only, scoring excluded, as NCRF++ times it), dev F1 after each epoch, test F1 (NCRF++: after the last
 epoch; seqlab: the best epoch's, as it reports), and the peak RSS of the process.
+
+--torch (torch_reference): a words-only BiLSTM-CRF in plain PyTorch 2.13 with pytorch-crf 0.7.2, written
+as a PyTorch user would: embedding 100, packed BiLSTM 2 x 100, dropout 0.5, a linear layer and the CRF;
+Adam at 0.002 with clipping at 5, length-sorted batches of 32 in shuffled order; the test set decoded in
+batches of 256 from token strings to tag strings. seqlab runs the same model (`+encoder=bilstm
+words=words_only head=crf head.constrained=false words.dim=100`). Compared: the training epoch without
+dev scoring, and decoding the test set (seqlab's `predict_sentences_per_sec`, strings to tags too).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import re
@@ -141,24 +151,167 @@ def run_seqlab(work: Path, epochs: int, batch: int, threads: int, env: dict, rou
             "test_f1": run.data.metrics["test_entity_f1"], "rss": rss, "cpu_per_epoch": cpu / epochs}
 
 
+# ---------------------------------------------------------------- a plain PyTorch tagger (--torch)
+def torch_reference(work: Path, epochs: int, batch: int, eval_batch: int, threads: int) -> dict:
+    """A words-only BiLSTM-CRF as a PyTorch user writes it (pytorch-crf 0.7.2): embedding 100 -> dropout 0.5 ->
+    packed BiLSTM 2 x 100 -> dropout 0.5 -> linear -> CRF; Adam (lr 0.002, gradient norm clipped at 5) on
+    length-sorted batches of `batch` sentences in shuffled order; the test set decoded in batches of
+    `eval_batch`, from token strings to tag strings. Runs in this process (a child of --torch)."""
+    import random
+    import time
+
+    import torch
+    from torch import nn
+    from torchcrf import CRF
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(1)
+    random.seed(1)
+
+    def read(split):
+        sentences, tokens, tags = [], [], []
+        for line in (work / f"{split}.bioes").read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                if tokens:
+                    sentences.append((tokens, tags))
+                tokens, tags = [], []
+                continue
+            token, tag = line.split(" ")
+            tokens.append(token)
+            tags.append(tag)
+        return sentences
+
+    norm = lambda w: re.sub(r"[0-9]", "0", w)  # noqa: E731 - digits to zero, as seqlab's default
+    train, test = read("train"), read("test")
+    words = {"<pad>": 0, "<unk>": 1}
+    labels: dict[str, int] = {}
+    for tokens, tags in train:
+        for w in tokens:
+            words.setdefault(norm(w), len(words))
+        for t in tags:
+            labels.setdefault(t, len(labels))
+    names = {i: t for t, i in labels.items()}
+
+    class Tagger(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Embedding(len(words), 100, padding_idx=0)
+            self.lstm = nn.LSTM(100, 100, batch_first=True, bidirectional=True)
+            self.drop = nn.Dropout(0.5)
+            self.out = nn.Linear(200, len(labels))
+            self.crf = CRF(len(labels), batch_first=True)
+
+        def emissions(self, ids, lengths):
+            x = self.drop(self.embed(ids))
+            packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+            h, _ = self.lstm(packed)
+            h, _ = nn.utils.rnn.pad_packed_sequence(h, batch_first=True, total_length=ids.shape[1])
+            return self.out(self.drop(h))
+
+    def encode(batch_tokens):
+        lengths = torch.tensor([len(t) for t in batch_tokens])
+        ids = torch.zeros(len(batch_tokens), int(lengths.max()), dtype=torch.long)
+        for i, tokens in enumerate(batch_tokens):
+            ids[i, : len(tokens)] = torch.tensor([words.get(norm(w), 1) for w in tokens])
+        return ids, lengths, ids > 0
+
+    model = Tagger()
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.002)
+    order = sorted(range(len(train)), key=lambda i: len(train[i][0]))
+    batches = [order[i : i + batch] for i in range(0, len(order), batch)]
+    epoch_seconds = []
+    for _ in range(epochs):
+        model.train()
+        random.shuffle(batches)
+        started = time.perf_counter()
+        for idx in batches:
+            ids, lengths, mask = encode([train[i][0] for i in idx])
+            gold = torch.zeros_like(ids)
+            for row, i in enumerate(idx):
+                gold[row, : lengths[row]] = torch.tensor([labels[t] for t in train[i][1]])
+            loss = -model.crf(model.emissions(ids, lengths), gold, mask, reduction="mean")
+            optimizer.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            optimizer.step()
+        epoch_seconds.append(time.perf_counter() - started)
+    model.eval()
+    started = time.perf_counter()
+    predicted = []
+    with torch.no_grad():
+        for start in range(0, len(test), eval_batch):
+            chunk = [tokens for tokens, _ in test[start : start + eval_batch]]
+            ids, lengths, mask = encode(chunk)
+            predicted += [[names[i] for i in path] for path in model.crf.decode(model.emissions(ids, lengths), mask)]
+    decode_seconds = time.perf_counter() - started
+    from seqeval.metrics import f1_score
+    from seqeval.scheme import IOBES
+
+    f1 = f1_score([tags for _, tags in test], predicted, mode="strict", scheme=IOBES)
+    return {"epoch_seconds": epoch_seconds, "train_rate": [len(train) / t for t in epoch_seconds],
+            "decode_rate": [len(test) / decode_seconds], "test_f1": float(f1)}
+
+
+def run_torch(work: Path, epochs: int, batch: int, eval_batch: int, threads: int, env: dict, round_: int) -> dict:
+    cmd = [str(REPO / "scripts" / "bench_peers.py"), "--torch-child", str(work), "--epochs", str(epochs),
+           "--batch", str(batch), "--eval-batch", str(eval_batch), "--threads", str(threads)]
+    out, rss, cpu = measured([sys.executable, *cmd], REPO, env, work / f"torch_round{round_}.log")
+    result = json.loads(re.search(r"TORCH_RESULT (.*)", out).group(1))
+    return {**result, "rss": rss, "cpu_per_epoch": cpu / epochs}
+
+
+def run_seqlab_words_only(work: Path, epochs: int, batch: int, eval_batch: int, threads: int, env: dict,
+                          round_: int, counts: dict) -> dict:
+    """seqlab's side of --torch: the same words-only BiLSTM-CRF, as `python -m experiments.run` trains it."""
+    from seqlab import tracking
+
+    store = work / f"seqlab_torch_round{round_}"
+    cmd = [sys.executable, "-m", "experiments.run", "+encoder=bilstm", "words=words_only", "head=crf",
+           "head.constrained=false", "words.dim=100", "encoder.units=100", "data=conll", "data.name=peers",
+           f"data.train={work}/train.bioes", f"data.dev={work}/dev.bioes", f"data.test={work}/test.bioes",
+           "data.scheme=bioes", "data.train_scheme=bioes", "data.sep= ", f"trainer.epochs={epochs}",
+           f"trainer.patience={epochs}", f"trainer.batch_size={batch}", f"trainer.eval_batch_size={eval_batch}",
+           f"trainer.threads={threads}", f"tracking.uri=sqlite:///{store}/mlflow.db", f"tracking.artifact_location={store}/mlruns",
+           "tracking.log_model=false", "tracking.system_metrics=false", "tracking.calibration=false",
+           "tracking.latency_sentences=0", f"hydra.run.dir={store}/hydra"]
+    _, rss, cpu = measured(cmd, REPO, env, work / f"seqlab_torch_round{round_}.log")
+    client = tracking.client(f"sqlite:///{store}/mlflow.db")
+    run = client.search_runs([e.experiment_id for e in client.search_experiments()], order_by=["start_time DESC"])[0]
+    history = lambda key: [m.value for m in sorted(client.get_metric_history(run.info.run_id, key), key=lambda m: m.step)]  # noqa: E731
+    train_s = [e - d for e, d in zip(history("epoch_seconds"), history("dev_seconds"))]
+    return {"epoch_seconds": train_s, "train_rate": [counts["train"] / t for t in train_s],
+            "decode_rate": [run.data.metrics["predict_sentences_per_sec"]], "test_f1": run.data.metrics["test_entity_f1"],
+            "rss": rss, "cpu_per_epoch": cpu / epochs}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ncrfpp", help="a checkout of https://github.com/jiesutd/NCRFpp")
     parser.add_argument("--data-root", default=str(REPO.parent / "shared" / "data"), help="holds conll2003/")
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--batch", type=int, default=10, help="training and decoding batch size, both tools")
+    parser.add_argument("--batch", type=int, default=None,
+                        help="training batch size, both tools (default 10, NCRF++'s; with --torch 32); NCRF++ decodes in it too")
+    parser.add_argument("--torch", action="store_true",
+                        help="against a plain PyTorch words-only BiLSTM-CRF (pytorch-crf) instead of NCRF++")
+    parser.add_argument("--eval-batch", type=int, default=256, help="--torch: the test set's decoding batch size, both sides")
+    parser.add_argument("--torch-child", help=argparse.SUPPRESS)  # the PyTorch side, in its own process
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--limit", type=int, default=None, help="first N sentences of each split (a smoke test)")
     parser.add_argument("--work", default=None, help="a folder for the converted data, logs and stores")
     parser.add_argument("--smoke", action="store_true", help="seqlab's side only, 40 sentences, 1 epoch: does it still run?")
     args = parser.parse_args()
+    args.batch = args.batch or (32 if args.torch else 10)
+    if args.torch_child:
+        result = torch_reference(Path(args.torch_child), args.epochs, args.batch, args.eval_batch, args.threads)
+        print("TORCH_RESULT " + json.dumps(result), flush=True)
+        return
     if args.smoke:
         args.limit, args.epochs, args.rounds = 40, 1, 1
         if not (Path(args.data_root) / "conll2003" / "train.txt").exists():
             raise SystemExit(f"error: --data-root {args.data_root} holds no conll2003/train.txt")
-    elif not args.ncrfpp:
-        parser.error("--ncrfpp DIR is required (or --smoke)")
+    elif not args.ncrfpp and not args.torch:
+        parser.error("--ncrfpp DIR or --torch is required (or --smoke)")
     ncrfpp = Path(args.ncrfpp).resolve() if args.ncrfpp else None
     if ncrfpp is not None and not (ncrfpp / "main.py").exists():
         raise SystemExit(f"error: --ncrfpp {ncrfpp}: no main.py there; clone https://github.com/jiesutd/NCRFpp")
@@ -169,9 +322,13 @@ def main() -> None:
                             text=True).stdout.strip() if ncrfpp else ""
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads),
            "OMP_WAIT_POLICY": "PASSIVE", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores; NCRF++ {commit or '(not a git checkout)'}; "
+    peer = "against plain PyTorch + pytorch-crf" if args.torch else f"NCRF++ {commit or '(not a git checkout)'}"
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores; {peer}; "
           f"CoNLL-2003 as BIOES: {counts['train']} / {counts['dev']} / {counts['test']} sentences; {args.epochs} epochs, "
           f"batch {args.batch}, {args.threads} threads each; work folder {work}", flush=True)
+    if args.torch:
+        torch_race(args, work, env, counts)
+        return
     results = {"NCRF++": [], "seqlab": []}
     for r in range(1, args.rounds + 1):
         if ncrfpp is not None:
@@ -201,6 +358,32 @@ def main() -> None:
         a, b = med("NCRF++", key, index), med("seqlab", key, index)
         ratio = f"{b / a:.2f}x" if key in ("train_rate", "decode_rate", "rss") else (
             f"{a / b:.2f}x faster" if key in ("epoch_seconds", "cpu_per_epoch") else f"{100 * (b - a):+.1f} points")
+        print(f"| {name} | {fmt.format(a)} | {fmt.format(b)} | {ratio} |")
+
+
+def torch_race(args, work: Path, env: dict, counts: dict) -> None:
+    """--torch: rounds of the PyTorch tagger then seqlab's, and the table of medians."""
+    results = {"PyTorch": [], "seqlab": []}
+    for r in range(1, args.rounds + 1):
+        results["PyTorch"].append(run_torch(work, args.epochs, args.batch, args.eval_batch, args.threads, env, r))
+        print(f"round {r}: PyTorch done: test F1 {results['PyTorch'][-1]['test_f1']:.4f}", flush=True)
+        results["seqlab"].append(run_seqlab_words_only(work, args.epochs, args.batch, args.eval_batch, args.threads,
+                                                       env, r, counts))
+        print(f"round {r}: seqlab done: test F1 {results['seqlab'][-1]['test_f1']:.4f}", flush=True)
+    med = lambda tool, key: statistics.median(  # noqa: E731
+        statistics.median(run[key]) if isinstance(run[key], list) else run[key] for run in results[tool])
+    print()
+    print("| | plain PyTorch + pytorch-crf | seqlab | seqlab vs PyTorch |")
+    print("|---|---|---|---|")
+    rows = [("wall s per training epoch (no dev scoring)", "epoch_seconds", "{:.1f}"),
+            ("CPU s per epoch (whole run / epochs)", "cpu_per_epoch", "{:.1f}"),
+            (f"train sentences/s (batches of {args.batch})", "train_rate", "{:.0f}"),
+            (f"decode sentences/s (test, batches of {args.eval_batch}, strings to tags)", "decode_rate", "{:.0f}"),
+            ("test F1", "test_f1", "{:.4f}"), ("peak RSS (MiB)", "rss", "{:.0f}")]
+    for name, key, fmt in rows:
+        a, b = med("PyTorch", key), med("seqlab", key)
+        ratio = (f"{a / b:.2f}x faster" if key in ("epoch_seconds", "cpu_per_epoch") else f"{b / a:.2f}x"
+                 if key in ("train_rate", "decode_rate", "rss") else f"{100 * (b - a):+.1f} points")
         print(f"| {name} | {fmt.format(a)} | {fmt.format(b)} | {ratio} |")
 
 

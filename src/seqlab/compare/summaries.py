@@ -103,7 +103,7 @@ def curve_csv(points: list[CurvePoint]) -> str:
 
 def plot_curve(points: list[CurvePoint], metric: str):
     """The learning curve: per group, the mean against the training fraction with its 95 % interval shaded,
-    each run a dot. Returns the matplotlib Figure."""
+    each run a dot, each mean labelled with its training sentences. Returns the matplotlib Figure."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -116,11 +116,15 @@ def plot_curve(points: list[CurvePoint], metric: str):
         rows = [p.row for p in line]
         drawn = ax.plot(x, [r["mean"] for r in rows], marker="o", label=label)[0]
         ax.fill_between(x, [r["ci95_low"] for r in rows], [r["ci95_high"] for r in rows], color=drawn.get_color(), alpha=0.2)
-        for p in line:
+        for p, r in zip(line, rows):
             ax.scatter([p.fraction] * len(p.scores), p.scores, s=10, color=drawn.get_color(), alpha=0.5)
+            if np.isfinite(p.train_sentences):
+                ax.annotate(f"{p.train_sentences:.0f}", (p.fraction, r["mean"]), textcoords="offset points",
+                            xytext=(4, -10), fontsize=7, color=drawn.get_color())
     ax.set_xlabel("data.train_fraction (share of the training sentences)")
     ax.set_ylabel(metric)
-    ax.set_title(f"learning curve: mean {metric} with its 95% interval (t), runs as dots", fontsize=9)
+    ax.set_title(f"learning curve: mean {metric} with its 95% interval (t), runs as dots,\n"
+                 "the number of training sentences beside each mean", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
