@@ -1,7 +1,7 @@
 """The CRF's loss and Viterbi as XLA-compiled TensorFlow functions, for use inside graphs that are not.
 
-`CRF(xla=...)` calls them when its `nll` or `viterbi` is traced into a plain `tf.function` (Keras'
-fit and predict): their loops over time then run fused, at 5x pytorch-crf for decoding
+`CRF` (with `xla=True`, its default) calls them when its `nll` or `viterbi` is traced into a plain
+`tf.function` (Keras' fit and predict): their loops over time then run fused, at 5x pytorch-crf for decoding
 (docs/benchmarks.md). The weights are arguments, not captured variables, so one compiled
 function serves every CRF of the same size, constraints and padding id: XLA keeps each compiled
 function for the life of the process, and functions owned by each layer piled up over the trials

@@ -170,6 +170,12 @@ def tagger_file(model_uri: str, dst: str, tracking_uri: str) -> str:
     """The `tagger.keras` of a logged model (runs:/<id>/<name>, models:/<name>@champion) in the store
     `tracking_uri`, downloaded into `dst`. A URI that names no seqlab model is one StoreError line."""
     mlflow.set_tracking_uri(tracking_uri)
+    if model_uri.startswith("runs:/"):  # the file alone, not the model's environment files
+        try:
+            return mlflow.artifacts.download_artifacts(artifact_uri=f"{model_uri.rstrip('/')}/artifacts/tagger.keras",
+                                                       dst_path=dst)
+        except Exception:  # noqa: BLE001 - laid out otherwise: the whole model below
+            pass
     try:
         folder = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=dst)
     except Exception as e:  # noqa: BLE001 - MLflow's own errors are long: one line that names the URI
