@@ -215,6 +215,8 @@ def test_compare_pairs_runs_by_fold_and_a_learning_curve_compares_its_largest_fr
     row = next(p for p in points if p.group == "head=softmax").row
     assert row["n"] == 3 and np.isclose(row["mean"], 0.145) and row["train_fraction"] == 0.25 and row["ci95_low"] < row["mean"] < row["ci95_high"]
     assert np.isclose(row["ci95_high"] - row["mean"], 4.303 * 0.01 / np.sqrt(3), rtol=1e-3)  # t(0.975, 2) = 4.303
+    mapped = log_runs(client, client.create_experiment("weights"), [({}, {"head.class_weights.O": "0.5"}, {})])
+    assert leaderboard.group_value(mapped[0], "head.class_weights") == "{O: 0.5}"  # a mapping is logged per entry
     figure = summaries.plot_curve(points, "test_entity_f1")
     assert len(figure.axes[0].lines) == 2 and [len(line.get_xdata()) for line in figure.axes[0].lines] == [3, 3]
 

@@ -120,6 +120,9 @@ def group_value(run, key: str) -> str:
     for candidate in (key, f"{key}.name"):
         if candidate in run.data.params:
             return run.data.params[candidate]
+    nested = {k[len(key) + 1:]: v for k, v in run.data.params.items() if k.startswith(f"{key}.")}
+    if nested:  # a mapping, logged one param per entry: head.class_weights={O: 0.5} -> head.class_weights.O
+        return "{" + ", ".join(f"{k}: {v}" for k, v in sorted(nested.items())) + "}"
     return "?"
 
 
