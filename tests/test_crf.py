@@ -15,7 +15,10 @@ LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 
 
 def random_crf(k, seed, **kwargs):
+    """A CRF with random weights. Plain graph loops unless `xla` is given: the "xla" mode compiles the whole
+    function, and tests/test_training_options.py checks the default XLA functions inside a graph."""
     rng = np.random.default_rng(seed)
+    kwargs.setdefault("xla", False)
     crf = CRF(k, **kwargs)
     crf.build()
     for w in crf.weights:

@@ -25,7 +25,7 @@ def test_training_run_records_the_whole_mlflow_contract(tiny_cfg, head, tmp_path
     monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "1")  # tiny runs last a few seconds
     cfg = tiny_cfg("+encoder=bilstm", f"head={head}", "trainer.epochs=2", f"tracking.register_as=tagger-{head}",
                    "trainer.jit_compile=auto", "tracking.calibration=true",  # the default path, XLA CRF included
-                   "tracking.latency_sentences=20")
+                   "tracking.latency_sentences=5")
     result, client, run = run_and_fetch(cfg)
     version = client.get_registered_model(f"tagger-{head}").latest_versions[0]
     assert version.run_id == run.info.run_id and version.source.startswith("models:/")

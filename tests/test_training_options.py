@@ -57,13 +57,15 @@ def _random_batch(k, seed=0):
 def test_crf_compiled_inside_a_graph_matches_the_plain_crf(reduction):
     """head.xla: the CRF's loss, its gradients and Viterbi as XLA functions inside a plain tf.function
     (padded to a bucket of 8 steps, one row empty, one of a single token) equal the uncompiled CRF;
-    so does xla="decode" (auto's choice on a CPU), which compiles the Viterbi and nothing else."""
+    so does xla="decode" (auto's choice on a CPU), which compiles the Viterbi and nothing else. xla=True is
+    CRF(K)'s default."""
     from seqlab.crf import xla as compiled
     labels = ["O", "B-A", "I-A", "B-B", "I-B"]
     emissions, _, mask = _random_batch(5)
     tags = np.random.default_rng(2).choice([0, 1, 3], size=mask.shape).astype("int32")  # O, B-A, B-B: legal in IOB2
     weights = [np.random.default_rng(i).normal(size=shape).astype("float32") for i, shape in enumerate([(5, 5), (5,), (5,)])]
     results = []
+    assert CRF(5).xla is True  # CRF(K) is fast by default: what xla=True does below
     for xla in (False, True, "decode"):
         compiled.clear()
         crf = CRF(5, labels=labels, constraints="iob2", xla=xla)

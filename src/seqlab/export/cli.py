@@ -13,7 +13,6 @@ import time
 import numpy as np
 
 from seqlab.errors import SeqlabError
-from seqlab.evaluation import latency
 
 SAMPLE = 500  # sentences of the default check (the model's own vocabulary, and unknown words)
 BATCH = 256  # sentences per batch, both taggers (Tagger.tag's default)
@@ -74,6 +73,8 @@ def _export(args) -> int:
               f"{sentences[i]!r}: {got[i]} instead of {expected[i]}", file=sys.stderr)
         return 1
     print(f"checked: identical tags on {len(sentences)} sentences ({where})", flush=True)
+    from seqlab.evaluation import latency
+
     single = [s for s in sentences if s][:LATENCY]
     lat_keras = latency.summary(latency.latencies_ms(lambda s: tagger.tag([s]), single))
     lat_export = latency.summary(latency.latencies_ms(lambda s: exported.tag([s]), single))
