@@ -26,7 +26,6 @@ from seqlab.export import decoding
 from seqlab.task import TaggingTask
 
 META = "seqlab_export.json"
-BATCH_TOKENS = 16384  # padded tokens per batch at most, as the tagger decodes (bounded memory)
 
 
 class ExportError(SeqlabError):
@@ -36,25 +35,16 @@ class ExportError(SeqlabError):
 class ExportedTagger:
     """An exported tagger: `tag(token_lists)` as `seqlab.model.Tagger.tag` (without scores)."""
 
-    def __init__(self, folder: Path, meta: dict, run_batch):
-        self.folder, self.meta = folder, meta
-        self.task = TaggingTask.from_config(meta["task"])
+    def __init__(self, folder: Path, meta: dict, task: TaggingTask, run_batch):
+        self.folder, self.meta, self.task = folder, meta, task
         self.format = meta["format"]
         self._run_batch = run_batch  # inputs dict -> int32 ids [B, T] (-1 past each row's length)
-
-    def tag_ids(self, sentences: list[list[str]], batch_size: int = 256) -> list[np.ndarray]:
-        """Decoded tag ids per sentence (int32 [len(sentence)]), in input order."""
-        out: list[np.ndarray] = [np.zeros(0, np.int32)] * len(sentences)
-        for idx, inputs in self.task.prediction_batches(sentences, batch_size, BATCH_TOKENS):
-            ids = self._run_batch(inputs)
-            for row, i in enumerate(idx):
-                out[i] = ids[row, : len(sentences[i])]
-        return out
 
     def tag(self, sentences: list[list[str]], batch_size: int = 256) -> list[list[str]]:
         """Token lists in, tag lists out (the task's output scheme: IOB2 for span tasks)."""
         sentences = [list(s) for s in sentences]
-        return [self.task.to_output(self.task.names(ids)) for ids in self.tag_ids(sentences, batch_size)]
+        return [self.task.to_output(self.task.names(ids))
+                for ids in self.task.decode_with(self._run_batch, sentences, batch_size)]
 
     def __repr__(self) -> str:
         return f"ExportedTagger({self.format}, {self.folder}, {len(self.task.labels)} labels)"
@@ -70,20 +60,20 @@ def load(folder) -> ExportedTagger:
     runner = {"savedmodel": _savedmodel_runner, "onnx": _onnx_runner}.get(meta.get("format"))
     if runner is None:
         raise ExportError(f"{path}: unknown format {meta.get('format')!r} (savedmodel or onnx)")
-    return ExportedTagger(folder, meta, runner(folder, meta))
+    task = TaggingTask.from_config(meta["task"])
+    return ExportedTagger(folder, meta, task, runner(folder, meta, task))
 
 
 def _lengths(inputs: dict) -> np.ndarray:
     return (inputs["words"] > 0).sum(1)
 
 
-def _savedmodel_runner(folder: Path, meta: dict):
+def _savedmodel_runner(folder: Path, meta: dict, task: TaggingTask):
     from seqlab.runtime.quiet import import_tensorflow
 
     tf = import_tensorflow()
-
     model = tf.saved_model.load(str(folder / "model"))
-    names = meta["inputs"]
+    names = task.input_names
 
     def run(inputs: dict) -> np.ndarray:
         return model.decode({n: tf.constant(inputs[n], tf.int32) for n in names}).numpy()
@@ -91,7 +81,7 @@ def _savedmodel_runner(folder: Path, meta: dict):
     return run
 
 
-def _onnx_runner(folder: Path, meta: dict):
+def _onnx_runner(folder: Path, meta: dict, task: TaggingTask):
     try:
         import onnxruntime
     except ImportError:

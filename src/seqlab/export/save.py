@@ -50,7 +50,7 @@ def export_tagger(tagger, fmt: str, out, source: str = "") -> Path:
 
         meta = {"seqlab_export": 1, "format": fmt, "seqlab_version": version("seqlab"), "keras_version": keras.__version__,
                 "source": str(source), "encoder": tagger.encoder_config["name"], "head": tagger.head_config["name"],
-                "inputs": list(tagger.task.input_names), "task": tagger.task.get_config()}
+                "task": tagger.task.get_config()}
         with plain_graphs(tagger):
             meta.update(_write_savedmodel(tagger, partial) if fmt == "savedmodel" else _write_onnx(tagger, partial))
         (partial / META).write_text(json.dumps(meta, indent=1))

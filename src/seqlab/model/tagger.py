@@ -27,7 +27,6 @@ from seqlab.model.heads import build_head
 from seqlab.model.jit import use_xla, xla_inside_graphs
 
 PAD_TAG = -1
-MAX_BATCH_TOKENS = 16384  # padded tokens per decoding batch: long sentences come in smaller batches (bounded memory)
 
 
 @keras.saving.register_keras_serializable(package="seqlab")
@@ -38,7 +37,8 @@ class Tagger(keras.Model):
         task: the token and label side (a registered serializable object, or its serialized dict):
             `num_words`, `num_chars`, `num_casings`, `labels` (K names), `constraint_scheme` (or None),
             `names(tag ids) -> tag names`,
-            `encode_tokens(token lists) -> inputs`, `prediction_batches(token lists, size, max tokens) -> (indices, inputs)`
+            `encode_tokens(token lists) -> inputs`, `prediction_batches(token lists, size) -> (indices, inputs)`,
+            `decode_with(run_batch, token lists, size) -> tag ids per sentence`
             and `to_output(tag names) -> tags`.
         words, encoder, head: the `words`, `encoder` and `head` configs as dicts.
         seed: seeds word dropout.
@@ -137,15 +137,10 @@ class Tagger(keras.Model):
     # -------------------------------------------------------------- tagging
     def tag_ids(self, sentences: list[list[str]], batch_size: int = 256) -> list[np.ndarray]:
         """Decoded tag ids per sentence (int32 [len(sentence)] each), in input order; nothing is truncated.
-        Batches of similar length, at most `batch_size` sentences and MAX_BATCH_TOKENS padded tokens."""
+        Batches of similar length, at most `batch_size` sentences and the task's bound on padded tokens."""
         if self._decoder is None:
             self._decoder = compiled_decoder(self, self.uses_xla("decode"))
-        out: list[np.ndarray] = [np.zeros(0, np.int32)] * len(sentences)
-        for idx, inputs in self.task.prediction_batches(sentences, batch_size, MAX_BATCH_TOKENS):
-            ids = self._decoder(inputs)  # int32 [B, T]
-            for row, i in enumerate(idx):
-                out[i] = ids[row, : len(sentences[i])]
-        return out
+        return self.task.decode_with(self._decoder, sentences, batch_size)
 
     def evaluate_loss(self, data) -> float:
         """The mean loss over `data`, what Keras' evaluate reads (dev: seqlab.model.backend.as_dataset of
@@ -164,7 +159,7 @@ class Tagger(keras.Model):
         if nbest and nbest not in self._scorers:
             self._scorers[nbest] = compiled_function(self, lambda x: self.nbest_inputs(x, nbest), self.uses_xla("decode"))
         out: list[Scored] = [Scored(np.zeros(0, np.int32), np.zeros((0, len(self.task.labels)), np.float32))] * len(sentences)
-        for idx, inputs in self.task.prediction_batches(sentences, batch_size, MAX_BATCH_TOKENS):
+        for idx, inputs in self.task.prediction_batches(sentences, batch_size):
             ids, probs = self._scorers["marginals"](inputs)  # [B, T], [B, T, K]
             paths, log_probs = self._scorers[nbest](inputs) if nbest else (None, None)  # [B, k, T], [B, k]
             for row, i in enumerate(idx):

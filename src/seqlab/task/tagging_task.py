@@ -27,6 +27,7 @@ from seqlab.data.wordpiece import WordPiece
 from seqlab.task.subwords import CorpusPieces, encode_subwords
 
 WORD_INPUTS = ("words", "chars", "casing")
+MAX_BATCH_TOKENS = 16384  # padded tokens per decoding batch: long sentences come in smaller batches (bounded memory)
 SUBWORD_INPUTS = ("subwords", "piece_word")
 
 
@@ -166,14 +167,25 @@ class TaggingTask:
         """Tag lists in the training scheme -> int32 [B, length]."""
         return self.vocabulary.encode_tags(batch, length)
 
-    def prediction_batches(self, sentences, batch_size: int, max_tokens: int | None = None
+    def prediction_batches(self, sentences, batch_size: int, max_tokens: int | None = MAX_BATCH_TOKENS
                            ) -> Iterator[tuple[np.ndarray, dict]]:
-        """(sentence indices, inputs) for batches of similar length, at most `batch_size` sentences and (with
-        `max_tokens`) at most that many padded tokens each; empty batches are skipped."""
+        """(sentence indices, inputs) for batches of similar length, at most `batch_size` sentences and (unless
+        `max_tokens` is None) at most that many padded tokens each; empty batches are skipped."""
         for idx in length_batches([len(s) for s in sentences], batch_size, rng=None, max_tokens=max_tokens):
             batch = [sentences[i] for i in idx]
             if any(batch):
                 yield idx, self.encode_tokens(batch)
+
+    def decode_with(self, run_batch, sentences, batch_size: int = 256) -> list[np.ndarray]:
+        """Decoded tag ids per sentence (int32 [len(sentence)] each), in input order; nothing is truncated.
+        `run_batch(inputs) -> int ids [B, T]` decodes one of `prediction_batches` (a Tagger's compiled decoder,
+        an exported model)."""
+        out: list[np.ndarray] = [np.zeros(0, np.int32)] * len(sentences)
+        for idx, inputs in self.prediction_batches(sentences, batch_size):
+            ids = run_batch(inputs)  # int [B, T]
+            for row, i in enumerate(idx):
+                out[i] = ids[row, : len(sentences[i])]
+        return out
 
     # ------------------------------------------------------------ saving
     def get_config(self) -> dict:
