@@ -82,6 +82,11 @@ class Leaderboard:
     notes: list[str] = field(default_factory=list)
     across: str = "seeds"  # what p_seeds tests across: "seeds" (Welch) or "folds" (paired by fold)
 
+    @property
+    def across_test(self) -> str:
+        """The test behind p_seeds, in words."""
+        return stats.PAIRED_FOLDS if self.across == "folds" else stats.WELCH
+
     def rows(self) -> list[dict]:
         return [{"group": g.label, "n": len(g.scores), "mean": g.mean, "std": g.std, "min": min(g.scores),
                  "max": max(g.scores), "p_seeds": g.p_seeds, "p_paired": g.p_paired} for g in self.groups]
@@ -95,8 +100,7 @@ class Leaderboard:
             paired = "best" if g is self.groups[0] else ("n/a" if g.p_paired is None else f"{g.p_paired:.4f}")
             lines.append(f"| {row['group']} | {row['n']} | {row['mean']:.4f} | {row['std']:.4f} | {row['min']:.4f} | "
                          f"{row['max']:.4f} | {fmt(g.p_seeds)} | {paired} |")
-        test = stats.PAIRED_FOLDS if self.across == "folds" else stats.WELCH
-        lines += ["", f"p ({self.across}): {test} ({self.metric}), each group against the best group, {best}."]
+        lines += ["", f"p ({self.across}): {self.across_test} ({self.metric}), each group against the best group, {best}."]
         lines.append(f"p (paired): {self.paired_note}" if self.paired_note else "p (paired): not computed")
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines) + "\n"
@@ -126,6 +130,20 @@ def group_value(run, key: str) -> str:
     return "?"
 
 
+def group_runs(runs: list, by: list[str], label_without_keys: str = "") -> dict[str, list]:
+    """Runs by group label ("head=crf, encoder=cnn"; `label_without_keys` when `by` is empty), first-seen order."""
+    out: dict[str, list] = {}
+    for run in runs:
+        label = ", ".join(f"{k}={group_value(run, k)}" for k in by) or label_without_keys
+        out.setdefault(label, []).append(run)
+    return out
+
+
+def train_fraction(run) -> float:
+    """The run's data.train_fraction (1 for runs that predate it)."""
+    return float(run.data.params.get("data.train_fraction", 1.0))
+
+
 def build(client, runs: list, by: list[str], metric: str = DEFAULT_METRIC, resamples: int = 10000,
           seed: int = 0, higher_is_better: bool = True) -> Leaderboard:
     """Group `runs` by `by`, score them on `metric`, test every group against the best one
@@ -136,10 +154,7 @@ def build(client, runs: list, by: list[str], metric: str = DEFAULT_METRIC, resam
     if not runs:
         raise ComparisonError(f"no finished run in the selection has the metric {metric}")
     runs, fraction_note = at_largest_fraction(runs)
-    grouped: dict[str, list] = {}
-    for run in runs:
-        label = ", ".join(f"{k}={group_value(run, k)}" for k in by)
-        grouped.setdefault(label, []).append(run)
+    grouped = group_runs(runs, by)
     small = {label: len(rs) for label, rs in grouped.items() if len(rs) < 2}
     if small:
         raise ComparisonError(
@@ -196,15 +211,12 @@ def per_type(client, runs: list, by: list[str]) -> str:
     if not types:
         raise ComparisonError(f"the runs have no per-type metrics ({PER_TYPE_PREFIX}<TYPE>) in common")
     lines = [f"| type | {' / '.join(by)} | n | mean F1 | std | p |", "|---|---|---|---|---|---|"]
-    across = "seeds"
     for metric in types:
         board = build(client, runs, by, metric)
-        across = board.across
         for g in board.groups:
             p = "best" if g.p_seeds is None else f"{g.p_seeds:.4f}"
             lines.append(f"| {metric[len(PER_TYPE_PREFIX):]} | {g.label} | {len(g.scores)} | {g.mean:.4f} | {g.std:.4f} | {p} |")
-    test = stats.PAIRED_FOLDS if across == "folds" else stats.WELCH
-    return "\n".join(lines) + f"\n\np: {test}, each group against the type's best group.\n"
+    return "\n".join(lines) + f"\n\np: {board.across_test}, each group against the type's best group.\n"
 
 
 def fold_means(runs: list, metric: str) -> dict[str, float]:
@@ -218,12 +230,11 @@ def fold_means(runs: list, metric: str) -> dict[str, float]:
 def at_largest_fraction(runs: list) -> tuple[list, str]:
     """The runs trained on the largest `data.train_fraction` of the selection, and a note when others were left
     out (a learning curve's smaller fractions are not the configurations being compared)."""
-    fraction = lambda r: float(r.data.params.get("data.train_fraction", 1.0))  # noqa: E731
-    fractions = {fraction(r) for r in runs}
+    fractions = {train_fraction(r) for r in runs}
     if len(fractions) < 2:
         return runs, ""
     top = max(fractions)
-    kept = [r for r in runs if fraction(r) == top]
+    kept = [r for r in runs if train_fraction(r) == top]
     return kept, (f"compared at data.train_fraction={top:g} only ({len(kept)} of {len(runs)} runs); "
                   f"the other fractions are in learning_curve.csv")
 

@@ -7,7 +7,7 @@
         -> learning_curve.png and learning_curve.csv: per group and fraction, the mean and its 95 % interval
 
 A group is one value of each `by` key (compare.by, else what the sweep varies besides folds, fractions
-and seeds), read from the runs as seqlab.compare.leaderboard.group_value reads it.
+and seeds), read from the runs as seqlab.compare.leaderboard.group_runs reads it.
 """
 
 from __future__ import annotations
@@ -18,17 +18,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seqlab.compare.leaderboard import at_largest_fraction, group_value
+from seqlab.compare.leaderboard import at_largest_fraction, group_runs, train_fraction
 from seqlab.compare.stats import t_interval
 
 
 def grouped(runs: list, by: list[str]) -> dict[str, list]:
     """Runs by group label ("head=crf, encoder=cnn"; "all runs" without keys), in first-seen order."""
-    out: dict[str, list] = {}
-    for run in runs:
-        label = ", ".join(f"{k}={group_value(run, k)}" for k in by) or "all runs"
-        out.setdefault(label, []).append(run)
-    return out
+    return group_runs(runs, by, "all runs")
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -80,13 +76,12 @@ class CurvePoint:
 def learning_curve(runs: list, by: list[str], metric: str) -> list[CurvePoint]:
     """One point per group and `data.train_fraction`, in fraction order; [] unless the runs span 2+ fractions."""
     runs = [r for r in runs if metric in r.data.metrics]
-    fraction = lambda r: float(r.data.params.get("data.train_fraction", 1.0))  # noqa: E731
-    if len({fraction(r) for r in runs}) < 2:
+    if len({train_fraction(r) for r in runs}) < 2:
         return []
     points = []
     for label, members in grouped(runs, by).items():
-        for f in sorted({fraction(r) for r in members}):
-            at = [r for r in members if fraction(r) == f]
+        for f in sorted({train_fraction(r) for r in members}):
+            at = [r for r in members if train_fraction(r) == f]
             sizes = [r.data.metrics["train_sentences"] for r in at if "train_sentences" in r.data.metrics]
             points.append(CurvePoint(label, f, float(np.mean(sizes)) if sizes else float("nan"),
                                      [r.data.metrics[metric] for r in at]))

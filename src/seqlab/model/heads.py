@@ -33,7 +33,7 @@ def softmax_loss(emissions, tags, mask, reduction="mean", class_weights=None):
     emissions float [B, T, K] (logits), tags int [B, T], mask bool [B, T] -> scalar.
     """
     emissions = ops.cast(emissions, "float32")
-    tags = ops.clip(ops.cast(tags, "int32"), 0, ops.shape(emissions)[-1] - 1)  # padded tags may hold anything
+    tags = gold_ids(tags, ops.shape(emissions)[-1])
     per_token = ops.sparse_categorical_crossentropy(tags, emissions, from_logits=True)  # [B, T]
     maskf = ops.cast(mask, "float32")
     weighted = per_token if class_weights is None else per_token * ops.take(class_weights, tags)
@@ -41,9 +41,14 @@ def softmax_loss(emissions, tags, mask, reduction="mean", class_weights=None):
     return total if reduction == "sum" else total / ops.maximum(ops.sum(maskf), 1.0)
 
 
+def gold_ids(tags, num_tags):
+    """Gold tag ids int32 [B, T] clipped into [0, K): padded positions may hold anything (the mask drops them)."""
+    return ops.clip(ops.cast(tags, "int32"), 0, num_tags - 1)
+
+
 def margin_costs(tags, class_weights, num_tags: int):
     """Softmax-margin costs float [B, T, K]: class_weights[y_t] at every tag k != y_t, 0 at the gold tag."""
-    tags = ops.clip(ops.cast(tags, "int32"), 0, num_tags - 1)
+    tags = gold_ids(tags, num_tags)
     wrong = 1.0 - ops.one_hot(tags, num_tags, dtype="float32")  # [B, T, K]
     return ops.take(class_weights, tags)[:, :, None] * wrong
 
