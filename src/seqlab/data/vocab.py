@@ -118,39 +118,33 @@ class Vocabulary:
 
     def encode_tokens(self, batch: list[list[str]] | list[tuple[str, ...]]) -> dict[str, np.ndarray]:
         """Token lists -> {"words": [B, T], "chars": [B, T, W], "casing": [B, T]} int32, right-padded with 0."""
-        longest = max((len(s) for s in batch), default=0)
-        width = min(max((len(t) for s in batch for t in s), default=1), self.max_word_len)
-        words = np.zeros((len(batch), max(longest, 1)), np.int32)
-        chars = np.zeros((len(batch), max(longest, 1), max(width, 1)), np.int32)
-        casing = np.zeros_like(words)
-        for b, sent in enumerate(batch):
-            for i, tok in enumerate(sent):
-                tok = normalize_token(tok)
-                words[b, i] = self.word_id(tok)
-                casing[b, i] = casing_id(tok)
-                ids = [self._char_ids.get(ch, 1) for ch in tok[: self.max_word_len]]
-                chars[b, i, : len(ids)] = ids
-        return {"words": words, "chars": chars, "casing": casing}
+        return self.encode_corpus(batch).batch(np.arange(len(batch)))[0]
 
     def encode_corpus(self, sentences: list, tags: list | None = None) -> "EncodedCorpus":
-        """Token lists (and tag lists) encoded once, for batches cut many times (every training epoch)."""
+        """Token lists (and tag lists) encoded once, for batches cut many times (every training epoch, every
+        decoding batch). Each distinct token is encoded once (a test set has ~5x fewer types than tokens)."""
         lengths = np.array([len(s) for s in sentences], np.int64)
         offsets = np.concatenate([[0], np.cumsum(lengths)])
-        tokens = [normalize_token(t) for s in sentences for t in s]
-        words = np.fromiter((self.word_id(t) for t in tokens), np.int32, len(tokens))
-        casing = np.fromiter((casing_id(t) for t in tokens), np.int32, len(tokens))
-        chars = np.zeros((len(tokens), self.max_word_len), np.int32)
-        widths = np.zeros(len(tokens), np.int32)
+        tokens = [t for s in sentences for t in s]
+        types = dict.fromkeys(tokens)  # distinct tokens, in order of first appearance
+        for row, token in enumerate(types):
+            types[token] = row
+        rows = np.fromiter((types[t] for t in tokens), np.int64, len(tokens))
+        forms = [normalize_token(t) for t in types]
+        words = np.fromiter((self.word_id(t) for t in forms), np.int32, len(forms))
+        casing = np.fromiter((casing_id(t) for t in forms), np.int32, len(forms))
+        chars = np.zeros((len(forms), self.max_word_len), np.int32)
+        widths = np.zeros(len(forms), np.int32)
         get = self._char_ids.get
-        for i, tok in enumerate(tokens):
-            ids = [get(ch, 1) for ch in tok[: self.max_word_len]]
+        for i, form in enumerate(forms):
+            ids = [get(ch, 1) for ch in form[: self.max_word_len]]
             chars[i, : len(ids)] = ids
             widths[i] = len(ids)
         tag_ids = None
         if tags is not None:
             ids = {t: i for i, t in enumerate(self.labels)}
             tag_ids = np.fromiter((ids.get(t, 0) for ts in tags for t in ts), np.int32, len(tokens))
-        return EncodedCorpus(words, casing, chars, widths, tag_ids, offsets)
+        return EncodedCorpus(words[rows], casing[rows], chars[rows], widths[rows], tag_ids, offsets)
 
     def encode_tags(self, batch: list[tuple[str, ...]], length: int) -> np.ndarray:
         """Tag lists -> int32 [B, length]; tags unseen in training map to 0 (they are never predicted)."""

@@ -171,10 +171,11 @@ class TaggingTask:
                            ) -> Iterator[tuple[np.ndarray, dict]]:
         """(sentence indices, inputs) for batches of similar length, at most `batch_size` sentences and (unless
         `max_tokens` is None) at most that many padded tokens each; empty batches are skipped."""
-        for idx in length_batches([len(s) for s in sentences], batch_size, rng=None, max_tokens=max_tokens):
-            batch = [sentences[i] for i in idx]
-            if any(batch):
-                yield idx, self.encode_tokens(batch)
+        lengths = [len(s) for s in sentences]
+        corpus = self.encode_corpus(sentences)  # every distinct token encoded once, not once per batch
+        for idx in length_batches(lengths, batch_size, rng=None, max_tokens=max_tokens):
+            if any(lengths[i] for i in idx):
+                yield idx, corpus.batch(idx)[0]
 
     def decode_with(self, run_batch, sentences, batch_size: int = 256) -> list[np.ndarray]:
         """Decoded tag ids per sentence (int32 [len(sentence)] each), in input order; nothing is truncated.
