@@ -12,7 +12,7 @@ XLA), then `Tagger.tag_ids` over dev (batch 256). The ways:
 
     graph       trainer.jit_compile=false: a plain graph, nothing compiled by XLA
     graph+CRF   a plain graph whose CRF loops (loss and Viterbi) are XLA-compiled functions (CRF head only;
-                `auto` on a CPU compiles the Viterbi alone: its decode rows are this way's)
+                `auto` on a CPU compiles the loss alone behind CNN and BiGRU encoders, and never the Viterbi)
     XLA         trainer.jit_compile=true: the whole step compiled by XLA
 
 Columns: the first epoch (tracing, and XLA's compilations: once per padded

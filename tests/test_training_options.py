@@ -37,7 +37,7 @@ def test_jit_compile_false_true_and_auto_resolve_per_encoder_head_and_phase(monk
     assert not jit.use_xla("auto", "cnn", "crf", "decode") and not jit.use_xla("auto", "bilstm", "crf", "train")
     # The CRF's own loops: on a CPU auto compiles its loss only behind the encoders where that measured faster.
     monkeypatch.setattr(jit, "CRF_LOSS_XLA_FASTER_ON_CPU", frozenset({"cnn"}))
-    assert jit.xla_inside_graphs("auto", "bilstm") == "decode" and jit.xla_inside_graphs("auto", "cnn") is True
+    assert jit.xla_inside_graphs("auto", "bilstm") is False and jit.xla_inside_graphs("auto", "cnn") == "train"
     assert jit.xla_inside_graphs(True, "bilstm") is True and jit.xla_inside_graphs(False, "cnn") is False
     monkeypatch.setattr(jit, "_tf_has_gpu", lambda: True)
     assert jit.use_xla("auto", "bilstm", "crf", "train")  # Keras' own choice where TensorFlow sees a GPU
@@ -57,8 +57,8 @@ def _random_batch(k, seed=0):
 def test_crf_compiled_inside_a_graph_matches_the_plain_crf(reduction):
     """head.xla: the CRF's loss, its gradients and Viterbi as XLA functions inside a plain tf.function
     (padded to a bucket of 8 steps, one row empty, one of a single token) equal the uncompiled CRF;
-    so does xla="decode" (auto's choice on a CPU), which compiles the Viterbi and nothing else. xla=True is
-    CRF(K)'s default."""
+    so do xla="train" (auto's choice behind a CNN or BiGRU on a CPU) and xla="decode", which compile the loss
+    or the Viterbi and nothing else. xla=True is CRF(K)'s default."""
     from seqlab.crf import xla as compiled
     labels = ["O", "B-A", "I-A", "B-B", "I-B"]
     emissions, _, mask = _random_batch(5)
@@ -66,7 +66,7 @@ def test_crf_compiled_inside_a_graph_matches_the_plain_crf(reduction):
     weights = [np.random.default_rng(i).normal(size=shape).astype("float32") for i, shape in enumerate([(5, 5), (5,), (5,)])]
     results = []
     assert CRF(5).xla is True  # CRF(K) is fast by default: what xla=True does below
-    for xla in (False, True, "decode"):
+    for xla in (False, True, "train", "decode"):
         compiled.clear()
         crf = CRF(5, labels=labels, constraints="iob2", xla=xla)
         crf.build()
@@ -81,7 +81,8 @@ def test_crf_compiled_inside_a_graph_matches_the_plain_crf(reduction):
             return loss, tape.gradient(loss, [e, *crf.trainable_weights]), crf.decode(e, m)
 
         results.append(loss_grads_paths(emissions, tags, mask))
-        assert compiled.compiled_names() == {False: set(), True: {f"nll_{reduction}", "viterbi"}, "decode": {"viterbi"}}[xla]
+        assert compiled.compiled_names() == {False: set(), True: {f"nll_{reduction}", "viterbi"},
+                                            "train": {f"nll_{reduction}"}, "decode": {"viterbi"}}[xla]
     (loss0, grads0, paths0), *compiled_runs = results
     for loss1, grads1, paths1 in compiled_runs:
         np.testing.assert_allclose(loss1.numpy(), loss0.numpy(), rtol=1e-5)

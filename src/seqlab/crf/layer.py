@@ -40,8 +40,8 @@ class CRF(keras.layers.Layer):
             XLA-compiled functions (seqlab.crf.xla) whenever they are traced into a graph (`tf.function`,
             Keras' fit and predict), so their loops run fused even in a model that XLA does not compile:
             on a CPU 5-10x pytorch-crf's Viterbi and 2-3x its loss and gradient (docs/crf.md#7-speed),
-            for one compilation (about a second) per 8 time steps of padded length. "decode" compiles
-            `viterbi` only; False keeps plain graph loops. Eager calls, and the other backends, ignore
+            for one compilation (about a second) per 8 time steps of padded length. "train" compiles `nll`
+            only, "decode" `viterbi` only; False keeps plain graph loops. Eager calls, and the other backends, ignore
             it. Not saved: the tagger sets it (seqlab.model.jit.xla_inside_graphs).
 
     Weights: `transitions` [K, K] (from, to), `start_transitions` [K], `end_transitions` [K].
@@ -55,7 +55,7 @@ class CRF(keras.layers.Layer):
     def __init__(self, num_tags, labels=None, constraints=None, pad_value=-1, xla=True, **kwargs):
         kwargs.setdefault("dtype", "float32")  # stay float32 under mixed precision
         super().__init__(**kwargs)
-        self.xla = "decode" if xla == "decode" else bool(xla)
+        self.xla = xla if xla in ("train", "decode") else bool(xla)
         self.supports_masking = True  # `call` is the identity: the emissions' mask passes through
         if labels is not None and len(labels) != num_tags:
             raise ValueError(f"CRF got num_tags={num_tags} but {len(labels)} labels")
@@ -139,7 +139,7 @@ class CRF(keras.layers.Layer):
 
     def _in_xla(self, phase: str) -> bool:
         """Whether `phase` ("train": nll, "decode": viterbi) runs as an XLA function here and now."""
-        if self.xla is False or (self.xla == "decode" and phase != "decode") or keras.backend.backend() != "tensorflow":
+        if self.xla is False or self.xla not in (True, phase) or keras.backend.backend() != "tensorflow":
             return False
         import tensorflow as tf
 

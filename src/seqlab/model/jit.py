@@ -6,8 +6,8 @@ TensorFlow runs a tagger as a plain graph (`tf.function`, traced once for every
 batch shape) or compiled whole by XLA (`jit_compile=True`, compiled once per
 padded shape). Inside the plain graph the CRF can run its own loops as XLA
 functions (seqlab.crf.CRF `xla`): `true` compiles its loss (with the gradient)
-and its Viterbi; `auto` on a CPU its Viterbi, and its loss too only behind the
-encoders of CRF_LOSS_XLA_FASTER_ON_CPU; `false` nothing.
+and its Viterbi; `auto` on a CPU its loss only, and only behind the encoders of
+CRF_LOSS_XLA_FASTER_ON_CPU; `false` nothing.
 
 `auto` chooses what `scripts/bench_jit.py` and `scripts/bench_memory.py`
 measured faster on CPU (docs/benchmarks.md, 2026-11-26): whole-step XLA lost
@@ -16,9 +16,10 @@ so `auto` never compiles the whole step on a CPU; the CRF's compiled loss, 3x
 faster than the plain graph's alone, trains a whole step at least 10% faster
 only behind the cheaper encoders (CRF_LOSS_XLA_FASTER_ON_CPU: CNN 1.17x, BiGRU
 1.11x; BiLSTM 0.90x and ID-CNN 1.00x, where it only costs compile time and
-~130 MiB); the compiled Viterbi decodes 5x faster than pytorch-crf and the
-decoding phase within noise of the graph's (0.85-1.17x). On a GPU `auto`
-compiles everything (Keras' own choice there). JAX always compiles (jax.jit);
+~130 MiB). The compiled Viterbi, 5x faster than pytorch-crf on its own, decodes a
+tagger's test set no faster than the plain graph (0.85-1.17x, and 1.0x again on
+2026-12-02) after ~4 s of compiling, so `auto` leaves decoding to the graph on a
+CPU. On a GPU `auto` compiles everything (Keras' own choice there). JAX always compiles (jax.jit);
 PyTorch runs eagerly (torch.compile is not used).
 
 Under XLA every distinct input shape is compiled once, so jitted inputs are
@@ -60,12 +61,14 @@ def use_xla(setting, encoder: str, head: str, phase: str) -> bool:
 
 def xla_inside_graphs(setting, encoder: str | None = None) -> bool | str:
     """Which of a head's own loops run as XLA functions inside a graph that is not (the CRF's
-    recursions; seqlab.crf.CRF `xla`): True (loss and decoding), "decode" (decoding only) or False.
-    On TensorFlow: true -> True; false -> False; auto -> True where TensorFlow sees a GPU, and on a
-    CPU True behind the encoders of CRF_LOSS_XLA_FASTER_ON_CPU, else "decode"."""
+    recursions; seqlab.crf.CRF `xla`): True (loss and decoding), "train" (the loss only) or False.
+    On TensorFlow: true -> True; false -> False; auto -> True where TensorFlow sees a GPU; on a CPU
+    "train" behind the encoders of CRF_LOSS_XLA_FASTER_ON_CPU, else False. A tagger's decoding never
+    compiles the Viterbi on a CPU: it decodes as fast as the plain graph's there, after ~4 s of compiling
+    per process and ~1 s per new batch shape (docs/benchmarks.md, 2026-12-02)."""
     setting = jit_setting(setting)
     if keras.backend.backend() != "tensorflow" or setting is False:
         return False
-    if setting is True or _tf_has_gpu() or encoder in CRF_LOSS_XLA_FASTER_ON_CPU:
+    if setting is True or _tf_has_gpu():
         return True
-    return "decode"
+    return "train" if encoder in CRF_LOSS_XLA_FASTER_ON_CPU else False
