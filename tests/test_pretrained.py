@@ -194,7 +194,8 @@ def test_the_minilm_tagger_learns_above_chance_in_a_few_steps(tmp_path):
                    "optimizer.name=adamw", "optimizer.lr=0.002", "optimizer.encoder_lr=0.0001", "optimizer.schedule=linear",
                    "optimizer.warmup=0.1", "data.limit=96", "trainer.epochs=2", "trainer.batch_size=8",
                    "trainer.jit_compile=false", f"tracking.uri=sqlite:///{tmp_path}/m.db",
-                   f"tracking.artifact_location={tmp_path}/mlruns", "tracking.log_model=false", "tracking.system_metrics=false"])
+                   f"tracking.artifact_location={tmp_path}/mlruns", "tracking.log_model=false", "tracking.system_metrics=false",
+                   "tracking.latency_sentences=0", "tracking.calibration=false"])  # 25 s of MiniLM calls that test nothing here
     result = train(cfg)
     history = [v for _, v in tracking.metric_history(result["run_id"], "val_entity_f1")]
     print("dev entity F1 by epoch:", history)

@@ -46,7 +46,8 @@ def test_the_conll2003_recipe_script_runs_and_resumes(tmp_path):
     env = {**os.environ, "CHECKPOINT": str(tmp_path / "ckpt")}
     common = [f"tracking.uri=sqlite:///{tmp_path}/m.db", f"tracking.artifact_location={tmp_path}/mlruns",
               "data.limit=30", "trainer.max_minutes=null", "trainer.test_each_epoch=false", "tracking.log_model=false",
-              "encoder.units=8", "words.dim=8", f"hydra.run.dir={tmp_path}/out"]
+              "encoder.units=8", "words.dim=8", "words.char_filters=8", "trainer.jit_compile=false",
+              "tracking.calibration=false", "tracking.latency_sentences=0", f"hydra.run.dir={tmp_path}/out"]
     for epochs in (1, 2):  # the same command again continues the same run
         proc = subprocess.run(["bash", str(REPO / "scripts" / "reproduce_conll2003.sh"), str(SHARED_DATA),
                                f"trainer.epochs={epochs}", *common], cwd=tmp_path, env=env, capture_output=True,
