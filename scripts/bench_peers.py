@@ -6,6 +6,7 @@ or, with --torch, seqlab and a plain PyTorch BiLSTM-CRF written the way a PyTorc
     python scripts/bench_peers.py --ncrfpp /path/to/NCRFpp             # CoNLL-2003 from ../shared/data
     python scripts/bench_peers.py --ncrfpp DIR --epochs 3 --threads 2 --rounds 2 --work /tmp/peers
     python scripts/bench_peers.py --torch --epochs 1 --rounds 2   # words-only BiLSTM-CRF, plain PyTorch + pytorch-crf
+    python scripts/bench_peers.py --transformer --limit 1000 --epochs 1 --rounds 2   # MiniLM, Hugging Face + PyTorch
 
 NCRF++ is run from the given checkout, never copied here: `python main.py
 --config <generated>` in that folder. The corpus is read by seqlab (IOB1 ->
@@ -28,6 +29,14 @@ Adam at 0.002 with clipping at 5, length-sorted batches of 32 in shuffled order;
 batches of 256 from token strings to tag strings. seqlab runs the same model (`+encoder=bilstm
 words=words_only head=crf head.constrained=false words.dim=100`). Compared: the training epoch without
 dev scoring, and decoding the test set (seqlab's `predict_sentences_per_sec`, strings to tags too).
+
+--transformer (hf_reference): the MiniLM-L6 of the pretrained extra fine-tuned as a Hugging Face user would:
+`AutoModelForTokenClassification` from the same folder, the fast tokenizer with `is_split_into_words`, each
+word's first subtoken labelled (-100 elsewhere), AdamW at 5e-5 with linear decay, shuffled batches of
+`--batch` (default 16) padded per batch; the test set tagged in batches of `--eval-batch` from token strings to
+tag strings (argmax of each word's first subtoken). seqlab runs the same model: `+encoder=transformer
+encoder.preset=minilm_l6 head=softmax`, words off (no word embedding, characters or casing), first-subtoken
+pooling, AdamW at 5e-5 with linear decay. Same comparisons as --torch.
 """
 
 from __future__ import annotations
@@ -152,6 +161,21 @@ def run_seqlab(work: Path, epochs: int, batch: int, threads: int, env: dict, rou
 
 
 # ---------------------------------------------------------------- a plain PyTorch tagger (--torch)
+def read_bioes(path: Path) -> list[tuple[list[str], list[str]]]:
+    """(tokens, tags) per sentence of a `token tag` file (write_bioes's)."""
+    sentences, tokens, tags = [], [], []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            if tokens:
+                sentences.append((tokens, tags))
+            tokens, tags = [], []
+            continue
+        token, tag = line.split(" ")
+        tokens.append(token)
+        tags.append(tag)
+    return sentences
+
+
 def torch_reference(work: Path, epochs: int, batch: int, eval_batch: int, threads: int) -> dict:
     """A words-only BiLSTM-CRF as a PyTorch user writes it (pytorch-crf 0.7.2): embedding 100 -> dropout 0.5 ->
     packed BiLSTM 2 x 100 -> dropout 0.5 -> linear -> CRF; Adam (lr 0.002, gradient norm clipped at 5) on
@@ -168,21 +192,8 @@ def torch_reference(work: Path, epochs: int, batch: int, eval_batch: int, thread
     torch.manual_seed(1)
     random.seed(1)
 
-    def read(split):
-        sentences, tokens, tags = [], [], []
-        for line in (work / f"{split}.bioes").read_text(encoding="utf-8").splitlines():
-            if not line.strip():
-                if tokens:
-                    sentences.append((tokens, tags))
-                tokens, tags = [], []
-                continue
-            token, tag = line.split(" ")
-            tokens.append(token)
-            tags.append(tag)
-        return sentences
-
     norm = lambda w: re.sub(r"[0-9]", "0", w)  # noqa: E731 - digits to zero, as seqlab's default
-    train, test = read("train"), read("test")
+    train, test = read_bioes(work / "train.bioes"), read_bioes(work / "test.bioes")
     words = {"<pad>": 0, "<unk>": 1}
     labels: dict[str, int] = {}
     for tokens, tags in train:
@@ -252,22 +263,107 @@ def torch_reference(work: Path, epochs: int, batch: int, eval_batch: int, thread
             "decode_rate": [len(test) / decode_seconds], "test_f1": float(f1)}
 
 
-def run_torch(work: Path, epochs: int, batch: int, eval_batch: int, threads: int, env: dict, round_: int) -> dict:
+def hf_reference(work: Path, epochs: int, batch: int, eval_batch: int, threads: int) -> dict:
+    """The MiniLM token classifier as a Hugging Face user writes it (transformers + PyTorch): first subtokens
+    labelled, AdamW 5e-5 with linear decay, shuffled batches padded per batch; the test set tagged in batches
+    of `eval_batch` from token strings to tag strings. Runs in this process (a child of --transformer)."""
+    import random
+    import time
+
+    import torch
+    from transformers import AutoModelForTokenClassification, AutoTokenizer, get_linear_schedule_with_warmup
+
+    from seqlab.config.pretrained import backbone_folder
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(1)
+    random.seed(1)
+    folder = backbone_folder("minilm_l6")
+    train, test = read_bioes(work / "train.bioes"), read_bioes(work / "test.bioes")
+    labels = sorted({t for _, tags in train for t in tags})
+    ids = {t: i for i, t in enumerate(labels)}
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForTokenClassification.from_pretrained(folder, num_labels=len(labels))
+
+    def encode(batch_tokens, batch_tags=None):
+        enc = tokenizer(batch_tokens, is_split_into_words=True, truncation=True, padding=True, return_tensors="pt")
+        if batch_tags is None:
+            return enc
+        gold = torch.full(enc["input_ids"].shape, -100)
+        for row, tags in enumerate(batch_tags):
+            previous = None
+            for position, word in enumerate(enc.word_ids(row)):
+                if word is not None and word != previous:
+                    gold[row, position] = ids.get(tags[word], 0)
+                previous = word
+        return enc, gold
+
+    order = list(range(len(train)))
+    steps = epochs * -(-len(order) // batch)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-5)
+    schedule = get_linear_schedule_with_warmup(optimizer, 0, steps)
+    epoch_seconds = []
+    for _ in range(epochs):
+        model.train()
+        random.shuffle(order)
+        started = time.perf_counter()
+        for start in range(0, len(order), batch):
+            chunk = [train[i] for i in order[start : start + batch]]
+            enc, gold = encode([t for t, _ in chunk], [g for _, g in chunk])
+            loss = model(**enc, labels=gold).loss
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+        epoch_seconds.append(time.perf_counter() - started)
+    model.eval()
+    predicted = []
+    started = time.perf_counter()
+    with torch.no_grad():
+        for start in range(0, len(test), eval_batch):
+            chunk = [tokens for tokens, _ in test[start : start + eval_batch]]
+            enc = encode(chunk)
+            best = model(**enc).logits.argmax(-1)
+            for row, tokens in enumerate(chunk):
+                tags, previous = ["O"] * len(tokens), None
+                for position, word in enumerate(enc.word_ids(row)):
+                    if word is not None and word != previous:
+                        tags[word] = labels[int(best[row, position])]
+                    previous = word
+                predicted.append(tags)
+    decode_seconds = time.perf_counter() - started
+    from seqeval.metrics import f1_score
+
+    f1 = f1_score([tags for _, tags in test], predicted)  # conlleval-style, as an HF user scores
+    return {"epoch_seconds": epoch_seconds, "train_rate": [len(train) / t for t in epoch_seconds],
+            "decode_rate": [len(test) / decode_seconds], "test_f1": float(f1)}
+
+
+def run_torch(work: Path, epochs: int, batch: int, eval_batch: int, threads: int, env: dict, round_: int,
+              transformer: bool = False) -> dict:
     cmd = [str(REPO / "scripts" / "bench_peers.py"), "--torch-child", str(work), "--epochs", str(epochs),
-           "--batch", str(batch), "--eval-batch", str(eval_batch), "--threads", str(threads)]
+           "--batch", str(batch), "--eval-batch", str(eval_batch), "--threads", str(threads),
+           *(["--transformer"] if transformer else [])]
     out, rss, cpu = measured([sys.executable, *cmd], REPO, env, work / f"torch_round{round_}.log")
     result = json.loads(re.search(r"TORCH_RESULT (.*)", out).group(1))
     return {**result, "rss": rss, "cpu_per_epoch": cpu / epochs}
 
 
+SEQLAB_WORDS_ONLY = ["+encoder=bilstm", "words=words_only", "head=crf", "head.constrained=false", "words.dim=100",
+                     "encoder.units=100"]
+SEQLAB_TRANSFORMER = ["+encoder=transformer", "encoder.preset=minilm_l6", "head=softmax", "words.dim=0",
+                      "words.chars=none", "words.casing=false", "optimizer.name=adamw", "optimizer.lr=5e-5",
+                      "optimizer.schedule=linear", "optimizer.warmup=0", "optimizer.clipnorm=null"]
+
+
 def run_seqlab_words_only(work: Path, epochs: int, batch: int, eval_batch: int, threads: int, env: dict,
-                          round_: int, counts: dict) -> dict:
-    """seqlab's side of --torch: the same words-only BiLSTM-CRF, as `python -m experiments.run` trains it."""
+                          round_: int, counts: dict, model: list[str] = SEQLAB_WORDS_ONLY) -> dict:
+    """seqlab's side of --torch (--transformer: `model` is SEQLAB_TRANSFORMER): the same model, as
+    `python -m experiments.run` trains it."""
     from seqlab import tracking
 
     store = work / f"seqlab_torch_round{round_}"
-    cmd = [sys.executable, "-m", "experiments.run", "+encoder=bilstm", "words=words_only", "head=crf",
-           "head.constrained=false", "words.dim=100", "encoder.units=100", "data=conll", "data.name=peers",
+    cmd = [sys.executable, "-m", "experiments.run", *model, "data=conll", "data.name=peers",
            f"data.train={work}/train.bioes", f"data.dev={work}/dev.bioes", f"data.test={work}/test.bioes",
            "data.scheme=bioes", "data.train_scheme=bioes", "data.sep= ", f"trainer.epochs={epochs}",
            f"trainer.patience={epochs}", f"trainer.batch_size={batch}", f"trainer.eval_batch_size={eval_batch}",
@@ -293,6 +389,8 @@ def main() -> None:
                         help="training batch size, both tools (default 10, NCRF++'s; with --torch 32); NCRF++ decodes in it too")
     parser.add_argument("--torch", action="store_true",
                         help="against a plain PyTorch words-only BiLSTM-CRF (pytorch-crf) instead of NCRF++")
+    parser.add_argument("--transformer", action="store_true",
+                        help="against a Hugging Face + PyTorch MiniLM token classifier (needs the pretrained extra)")
     parser.add_argument("--eval-batch", type=int, default=256, help="--torch: the test set's decoding batch size, both sides")
     parser.add_argument("--torch-child", help=argparse.SUPPRESS)  # the PyTorch side, in its own process
     parser.add_argument("--threads", type=int, default=2)
@@ -301,9 +399,11 @@ def main() -> None:
     parser.add_argument("--work", default=None, help="a folder for the converted data, logs and stores")
     parser.add_argument("--smoke", action="store_true", help="seqlab's side only, 40 sentences, 1 epoch: does it still run?")
     args = parser.parse_args()
-    args.batch = args.batch or (32 if args.torch else 10)
+    args.torch = args.torch or args.transformer
+    args.batch = args.batch or (16 if args.transformer else 32 if args.torch else 10)
     if args.torch_child:
-        result = torch_reference(Path(args.torch_child), args.epochs, args.batch, args.eval_batch, args.threads)
+        reference = hf_reference if args.transformer else torch_reference
+        result = reference(Path(args.torch_child), args.epochs, args.batch, args.eval_batch, args.threads)
         print("TORCH_RESULT " + json.dumps(result), flush=True)
         return
     if args.smoke:
@@ -322,7 +422,8 @@ def main() -> None:
                             text=True).stdout.strip() if ncrfpp else ""
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads),
            "OMP_WAIT_POLICY": "PASSIVE", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    peer = "against plain PyTorch + pytorch-crf" if args.torch else f"NCRF++ {commit or '(not a git checkout)'}"
+    peer = ("against Hugging Face transformers + PyTorch (MiniLM-L6)" if args.transformer else
+            "against plain PyTorch + pytorch-crf" if args.torch else f"NCRF++ {commit or '(not a git checkout)'}")
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; {peer}; "
           f"CoNLL-2003 as BIOES: {counts['train']} / {counts['dev']} / {counts['test']} sentences; {args.epochs} epochs, "
           f"batch {args.batch}, {args.threads} threads each; work folder {work}", flush=True)
@@ -364,26 +465,34 @@ def main() -> None:
 def torch_race(args, work: Path, env: dict, counts: dict) -> None:
     """--torch: rounds of the PyTorch tagger then seqlab's, and the table of medians."""
     results = {"PyTorch": [], "seqlab": []}
+    model = SEQLAB_TRANSFORMER if args.transformer else SEQLAB_WORDS_ONLY
     for r in range(1, args.rounds + 1):
-        results["PyTorch"].append(run_torch(work, args.epochs, args.batch, args.eval_batch, args.threads, env, r))
+        results["PyTorch"].append(run_torch(work, args.epochs, args.batch, args.eval_batch, args.threads, env, r,
+                                            args.transformer))
         print(f"round {r}: PyTorch done: test F1 {results['PyTorch'][-1]['test_f1']:.4f}", flush=True)
         results["seqlab"].append(run_seqlab_words_only(work, args.epochs, args.batch, args.eval_batch, args.threads,
-                                                       env, r, counts))
+                                                       env, r, counts, model))
         print(f"round {r}: seqlab done: test F1 {results['seqlab'][-1]['test_f1']:.4f}", flush=True)
     med = lambda tool, key: statistics.median(  # noqa: E731
         statistics.median(run[key]) if isinstance(run[key], list) else run[key] for run in results[tool])
     print()
-    print("| | plain PyTorch + pytorch-crf | seqlab | seqlab vs PyTorch |")
+    print(f"| | {'Hugging Face + PyTorch' if args.transformer else 'plain PyTorch + pytorch-crf'} | seqlab | seqlab vs PyTorch |")
     print("|---|---|---|---|")
+    for run in results["PyTorch"] + results["seqlab"]:  # the steady state, once tracing and warm-up are done
+        run["last_epoch_seconds"] = run["epoch_seconds"][-1]
+        run["last_train_rate"] = run["train_rate"][-1]
     rows = [("wall s per training epoch (no dev scoring)", "epoch_seconds", "{:.1f}"),
+            ("wall s, last training epoch", "last_epoch_seconds", "{:.1f}"),
             ("CPU s per epoch (whole run / epochs)", "cpu_per_epoch", "{:.1f}"),
             (f"train sentences/s (batches of {args.batch})", "train_rate", "{:.0f}"),
+            ("train sentences/s, last epoch", "last_train_rate", "{:.0f}"),
             (f"decode sentences/s (test, batches of {args.eval_batch}, strings to tags)", "decode_rate", "{:.0f}"),
             ("test F1", "test_f1", "{:.4f}"), ("peak RSS (MiB)", "rss", "{:.0f}")]
     for name, key, fmt in rows:
         a, b = med("PyTorch", key), med("seqlab", key)
-        ratio = (f"{a / b:.2f}x faster" if key in ("epoch_seconds", "cpu_per_epoch") else f"{b / a:.2f}x"
-                 if key in ("train_rate", "decode_rate", "rss") else f"{100 * (b - a):+.1f} points")
+        ratio = (f"{a / b:.2f}x faster" if key in ("epoch_seconds", "last_epoch_seconds", "cpu_per_epoch") else
+                 f"{b / a:.2f}x" if key in ("train_rate", "last_train_rate", "decode_rate", "rss") else
+                 f"{100 * (b - a):+.1f} points")
         print(f"| {name} | {fmt.format(a)} | {fmt.format(b)} | {ratio} |")
 
 
