@@ -143,8 +143,8 @@ def tiny_transformer_cfg(tmp_path, preset, head, *extra):
                                   "optimizer.name=adamw", "optimizer.encoder_lr=1e-4", *extra))
 
 
-@pytest.mark.parametrize("head, extra", [("crf", ()), pytest.param(
-    "softmax", ("encoder.trainable=false", "encoder.pooling=mean"), marks=pytest.mark.slow)])
+@pytest.mark.slow  # 15-20 s: a keras-hub backbone built, trained a step, saved and reloaded
+@pytest.mark.parametrize("head, extra", [("crf", ()), ("softmax", ("encoder.trainable=false", "encoder.pooling=mean"))])
 def test_a_transformer_tagger_gives_one_tag_per_word_whatever_the_subtokens_and_reloads(tmp_path, tiny_preset, head,
                                                                                           extra):
     from seqlab.jobs.pipeline import prepare

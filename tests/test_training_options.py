@@ -53,12 +53,14 @@ def _random_batch(k, seed=0):
     return (rng.normal(size=(6, 13, k)).astype("float32"), rng.integers(0, k, size=(6, 13)).astype("int32"), mask)
 
 
-@pytest.mark.parametrize("reduction", ["mean", pytest.param("sum", marks=pytest.mark.slow)])
-def test_crf_compiled_inside_a_graph_matches_the_plain_crf(reduction):
+@pytest.mark.parametrize("reduction, modes", [("mean", (False, True)),
+                                              pytest.param("sum", (False, True, "train", "decode"), marks=pytest.mark.slow)])
+def test_crf_compiled_inside_a_graph_matches_the_plain_crf(reduction, modes):
     """head.xla: the CRF's loss, its gradients and Viterbi as XLA functions inside a plain tf.function
     (padded to a bucket of 8 steps, one row empty, one of a single token) equal the uncompiled CRF;
     so do xla="train" (auto's choice behind a CNN or BiGRU on a CPU) and xla="decode", which compile the loss
-    or the Viterbi and nothing else. xla=True is CRF(K)'s default."""
+    or the Viterbi and nothing else. xla=True is CRF(K)'s default. (The fast tier compiles xla=True only: each
+    mode is a few seconds of XLA compilation.)"""
     from seqlab.crf import xla as compiled
     labels = ["O", "B-A", "I-A", "B-B", "I-B"]
     emissions, _, mask = _random_batch(5)
@@ -66,7 +68,7 @@ def test_crf_compiled_inside_a_graph_matches_the_plain_crf(reduction):
     weights = [np.random.default_rng(i).normal(size=shape).astype("float32") for i, shape in enumerate([(5, 5), (5,), (5,)])]
     results = []
     assert CRF(5).xla is True  # CRF(K) is fast by default: what xla=True does below
-    for xla in (False, True, "train", "decode"):
+    for xla in modes:
         compiled.clear()
         crf = CRF(5, labels=labels, constraints="iob2", xla=xla)
         crf.build()
