@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from seqlab.testing import REPO, compose, tiny_overrides
+from seqlab.testing import REPO, compose, migrated_uri, tiny_overrides
 from seqlab.compare import stats
 
 
@@ -175,13 +175,13 @@ def compare_cli(capsys):
 
 
 def test_compare_refuses_small_groups_and_different_test_sets_in_one_line(tmp_path, compare_cli):
-    uri = f"sqlite:///{tmp_path}/a.db"
+    uri = migrated_uri(tmp_path / "a.db")
     _fake_runs(uri, {"crf": [0.5, 0.52], "softmax": [0.4]})
     proc = compare_cli(uri, "--by", "head")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip() == ("error: cannot compare: head=softmax has n=1 run(s); each group needs at least 2 runs "
                                    "(e.g. several seeds: seed=1,2,3) for a mean, a spread and a test")
-    uri = f"sqlite:///{tmp_path}/b.db"
+    uri = migrated_uri(tmp_path / "b.db")
     _fake_runs(uri, {"crf": [0.5, 0.52], "softmax": [0.4, 0.41]}, digests=["a" * 64, "a" * 64, "b" * 64, "b" * 64])
     proc = compare_cli(uri, "--by", "head")
     assert proc.returncode == 2 and proc.stderr.strip().startswith(
@@ -189,7 +189,7 @@ def test_compare_refuses_small_groups_and_different_test_sets_in_one_line(tmp_pa
 
 
 def test_compare_of_an_experiment_logs_a_comparison_run(tmp_path, compare_cli):
-    uri = f"sqlite:///{tmp_path}/c.db"
+    uri = migrated_uri(tmp_path / "c.db")
     client = _fake_runs(uri, {"crf": [0.70, 0.71, 0.72, 0.70], "softmax": [0.60, 0.61, 0.59, 0.60]})
     proc = compare_cli(uri, "--by", "head", "--experiment", "seqlab")
     assert proc.returncode == 0, proc.stderr
@@ -207,7 +207,7 @@ def test_a_job_on_a_machine_without_the_sweep_folder_finds_its_parent_in_the_tra
     from seqlab import tracking
     from seqlab.jobs import sweep
 
-    uri = f"sqlite:///{tmp_path}/m.db"
+    uri = migrated_uri(tmp_path / "m.db")
     experiment_id = tracking.use_experiment(uri, "seqlab")
     client = MlflowClient(uri)
     sweep_dir = tmp_path / "multirun" / "12-00-00"

@@ -15,7 +15,8 @@ from mlflow.tracking import MlflowClient
 
 from seqlab.config import check_config
 from seqlab.errors import ConfigError, DataError
-from seqlab.testing import REPO, compose, free_port, one_error_line, run_cli, runs_of, tiny_overrides, write_conll
+from seqlab.testing import (REPO, compose, free_port, migrated_uri, one_error_line, run_cli, runs_of, tiny_overrides,
+                            write_conll)
 
 
 # ---------------------------------------------------------------- config values, before TensorFlow loads
@@ -263,7 +264,7 @@ def test_ctrl_c_ends_a_run_killed_and_cleanup_closes_a_hard_killed_one(tmp_path)
 def test_resume_marks_trial_runs_left_running_by_a_hard_kill(tmp_path):
     from seqlab import tracking
 
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = migrated_uri(tmp_path / "mlflow.db")
     experiment = tracking.use_experiment(uri, "seqlab")
     client = MlflowClient(uri)
     parent = client.create_run(experiment)
@@ -286,7 +287,7 @@ def test_a_dataset_row_created_by_a_concurrent_run_is_linked_not_lost(tmp_path, 
 
     from seqlab import tracking
 
-    experiment_id = tracking.use_experiment(f"sqlite:///{tmp_path}/m.db", "race")  # this store, whatever ran before
+    experiment_id = tracking.use_experiment(migrated_uri(tmp_path / "m.db"), "race")  # this store, whatever ran before
     real, calls = mlflow.log_input, []
 
     def racing(*args, **kwargs):

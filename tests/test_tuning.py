@@ -11,7 +11,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from seqlab.errors import ConfigError
-from seqlab.testing import REPO, compose, tiny_overrides
+from seqlab.testing import REPO, compose, migrated_uri, tiny_overrides
 
 TINY = ["data.limit=50", "words.dim=8", "words.char_filters=4", "tuner.epochs=2", "tuner.patience=2"]
 SMALL_SPACE = ["tuner_space@tuner.space=smoke"]
@@ -289,7 +289,7 @@ def test_a_distributed_trial_checkpoint_comes_from_its_mlflow_run_not_a_stale_fi
         def _get_build_config_fname(self, trial_id):
             return str(tmp_path / "tuner" / f"trial_{trial_id}" / "build_config.json")
 
-    experiment_id = tracking.use_experiment(f"sqlite:///{tmp_path}/m.db", "seqlab")
+    experiment_id = tracking.use_experiment(migrated_uri(tmp_path / "m.db"), "seqlab")
     logged = tmp_path / "logged" / "checkpoint.weights.h5"
     logged.parent.mkdir()
     logged.write_bytes(b"this search's weights")

@@ -146,6 +146,11 @@ def migrated_store(path: Path) -> Path:
     return copy_empty_store(Path(path))
 
 
+def migrated_uri(path: Path) -> str:
+    """The SQLite tracking URI of `migrated_store(path)`: a new store without paying its migrations."""
+    return f"sqlite:///{migrated_store(Path(path))}"
+
+
 def tiny_overrides(tmp_path: Path, *extra: str) -> list[str]:
     """A run that takes seconds: few sentences, small layers, one epoch, a private MLflow store
     (`tmp_path/mlflow.db`, a copy of an empty migrated store: `migrated_store`).
