@@ -91,8 +91,9 @@ def test_a_resumed_run_trains_the_epochs_the_uninterrupted_run_trains(tmp_path, 
     assert len(client_parts.search_runs([run.info.experiment_id])) == 1
 
 
-def _tiny_tagger(optimizer, jit_compile=False):
-    """A tiny CNN-CRF over two words; its task and model."""
+def _tiny_tagger(optimizer):
+    """A tiny CNN-CRF over two words, trained eagerly (these tests are about what fit does around the steps,
+    and tracing a train step costs 2-3 s a model); its task and model."""
     from seqlab.data.vocab import PAD, UNK, Vocabulary
     from seqlab.model import build_tagger
     from seqlab.task import TaggingTask
@@ -100,8 +101,8 @@ def _tiny_tagger(optimizer, jit_compile=False):
     keras.utils.set_random_seed(0)
     task = TaggingTask("ner", Vocabulary([PAD, UNK, "a", "b"], [PAD, UNK, "a", "b"], ["O", "B-X", "I-X"]), "iob2")
     model = build_tagger(task, dict(dim=4, dropout=0.0, chars="none"), dict(name="cnn", layers=1, filters=4, kernel_size=3,
-                         dropout=0.0, residual=False), dict(name="crf", constrained=True), seed=7, jit_compile=jit_compile)
-    model.compile(optimizer=optimizer)
+                         dropout=0.0, residual=False), dict(name="crf", constrained=True), seed=7, jit_compile=False)
+    model.compile(optimizer=optimizer, run_eagerly=True)
     return task, model
 
 
