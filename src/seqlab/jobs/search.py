@@ -40,7 +40,7 @@ from seqlab.jobs import sweep
 from seqlab.jobs.pipeline import (Data, Prepared, evaluate, prepare, prepare_data, record_data, record_evaluation,
                                   record_model, run_tags, training_batches, training_callbacks)
 from seqlab.runtime import interrupts
-from seqlab.runtime.memory import peak_rss_mib, resident_mib
+from seqlab.runtime.memory import long_lived_frozen, peak_rss_mib, resident_mib
 from seqlab.training import FitOptions, fit
 
 log = logging.getLogger("seqlab")
@@ -281,10 +281,17 @@ def search(cfg: DictConfig, directory: str, overrides: list[str], data: Data | N
     space = parse_space(cfg, grid=cfg.tuner.name == "grid")
     for line in left_out(cfg, space):
         log.info(line)
-    role = os.environ.get("KERASTUNER_TUNER_ID", "")
     hypermodel = TaggerHyperModel(cfg, overrides, space, data)
     hypermodel.check_space()
     data = hypermodel.data_for(cfg)
+    with long_lived_frozen():  # each trial's collections skip the imports and the corpus
+        return _search(cfg, directory, hypermodel, data)
+
+
+def _search(cfg: DictConfig, directory: str, hypermodel: TaggerHyperModel, data: Data) -> dict:
+    """`search` once its space is checked and its data read: a worker's trials, or the chief's (or a lone
+    process') parent run, its trials and the best trial's test scores."""
+    role = os.environ.get("KERASTUNER_TUNER_ID", "")
     Path(directory, cfg.tuner.project).mkdir(parents=True, exist_ok=True)
     parent_file = Path(directory, cfg.tuner.project, PARENT_FILE)
     experiment_id = tracking.use_experiment(cfg.tracking.uri, cfg.tracking.experiment, cfg.tracking.artifact_location)
