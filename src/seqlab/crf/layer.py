@@ -139,7 +139,7 @@ class CRF(keras.layers.Layer):
 
     def _in_xla(self, phase: str) -> bool:
         """Whether `phase` ("train": nll, "decode": viterbi) runs as an XLA function here and now."""
-        if self.xla is False or self.xla not in (True, phase) or keras.backend.backend() != "tensorflow":
+        if self.xla not in (True, phase) or keras.backend.backend() != "tensorflow":
             return False
         import tensorflow as tf
 
