@@ -2,6 +2,8 @@ import os
 import subprocess
 import sys
 
+from seqlab.runtime.threads import cores  # imports no backend: the thread variables below still apply
+
 
 def _share_the_cores() -> None:
     """Under pytest-xdist, each worker (and every process it starts) gets cores // workers threads in
@@ -10,7 +12,7 @@ def _share_the_cores() -> None:
     Set before anything imports TensorFlow; a variable the user set wins."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers > 1:
-        share = str(max(1, len(os.sched_getaffinity(0)) // workers))
+        share = str(max(1, cores() // workers))
         for var in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
             os.environ.setdefault(var, share)
 

@@ -19,7 +19,7 @@ from seqlab.data import load_corpus
 from seqlab.data.corpus import content_digest
 from seqlab.data.folds import fold_of, train_subset
 from seqlab.errors import ConfigError, DataError
-from seqlab.testing import migrated_store, tiny_overrides
+from seqlab.testing import migrated_uri, tiny_overrides
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -181,7 +181,7 @@ def log_runs(client, experiment_id, rows):
 
 
 def test_compare_pairs_runs_by_fold_and_a_learning_curve_compares_its_largest_fraction(tmp_path):
-    client = MlflowClient(f"sqlite:///{migrated_store(tmp_path / 'mlflow.db')}")
+    client = MlflowClient(migrated_uri(tmp_path / "mlflow.db"))
     experiment = client.create_experiment("seqlab", artifact_location=str(tmp_path / "mlruns"))
     # crf beats softmax by 0.01 on every fold, though the folds differ by far more: paired, that is clear
     fold_level = [0.40, 0.60, 0.50, 0.70, 0.45]

@@ -47,7 +47,8 @@ def tagger():
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(sentences=st.lists(st.lists(st.sampled_from(WORDS), min_size=1, max_size=6), min_size=1, max_size=4),
-       inserts=st.lists(st.tuples(st.integers(0, 100), st.integers(0, 100), st.deferred(lambda: st.sampled_from(ignorable()))), max_size=8))
+       inserts=st.lists(st.tuples(st.integers(0, 100), st.integers(0, 100),
+                                  st.deferred(lambda: st.sampled_from(ignorable()))), max_size=8))
 def test_inserting_an_ignorable_character_into_any_token_never_changes_a_tag(tagger, sentences, inserts):
     noisy = [list(s) for s in sentences]
     for where, at, char in inserts:

@@ -15,13 +15,13 @@ import psutil
 import pytest
 from mlflow.tracking import MlflowClient
 
-from seqlab.testing import REPO, free_port, migrated_store, wait_http
+from seqlab.testing import REPO, free_port, migrated_uri, wait_http
 
 pytestmark = [pytest.mark.slow]
 
 
 def test_debug_fast_preset_runs_a_small_quiet_experiment(tmp_path):
-    uri = f"sqlite:///{migrated_store(tmp_path / 'm.db')}"
+    uri = migrated_uri(tmp_path / "m.db")
     started = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "experiments.run", "+encoder=cnn", "+debug=fast", f"tracking.uri={uri}",
                            f"tracking.artifact_location={tmp_path}/mlruns", f"hydra.run.dir={tmp_path}/out"],

@@ -20,7 +20,6 @@ as an artifact of the trial's run (`tuner_checkpoint/`), from which the chief
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import shutil
@@ -101,8 +100,8 @@ class TaggerHyperModel(kt.HyperModel):
 
     def build(self, hp):
         cfg = self.trial_config(hp)
-        gc.collect()
-        return prepare(cfg, self.data_for(cfg)).model  # fresh Keras state (and memory) for every trial
+        # keras-tuner calls this right after clear_session and a garbage collection; prepare resets Keras again
+        return prepare(cfg, self.data_for(cfg)).model
 
     def fit(self, hp, model, *args, epochs=None, callbacks=None, initial_epoch=0, **kwargs):
         cfg = self.trial_config(hp)
