@@ -1,6 +1,5 @@
 """The task object, the head interface, POS and chunking, and one place per choice."""
 
-import ast
 import json
 import os
 import subprocess
@@ -8,7 +7,6 @@ import sys
 from pathlib import Path
 
 import mlflow
-import numpy as np
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
@@ -113,7 +111,12 @@ def test_a_keras_file_tags_raw_tokens_after_import_seqlab_alone(tmp_path):
             "import keras\n"
             "seqlab.register_keras_objects()\n"  # Keras' own loader, after registering
             "k = keras.saving.load_model(sys.argv[1], compile=False)\n"
-            "print(json.dumps([m.tag(json.loads(sys.argv[2])), k.tag(json.loads(sys.argv[2]))]))\n")
+            "print(json.dumps([m.tag(json.loads(sys.argv[2])), k.tag(json.loads(sys.argv[2]))]))\n"
+            # TensorFlow started without importing JAX (seqlab.runtime.quiet), and JAX still imports after it
+            "import importlib.util\n"
+            "if importlib.util.find_spec('jax'):\n"
+            "    assert 'jax' not in sys.modules, 'TensorFlow imported JAX'\n"
+            "    import jax; assert jax.jit(lambda x: x + 1)(1) == 2\n")
     proc = subprocess.run([sys.executable, "-c", code, str(folder / "tagger.keras"), json.dumps(sentences)],
                           capture_output=True, text=True, timeout=180, cwd=tmp_path, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": ""})
     assert proc.returncode == 0, proc.stderr[-2000:]

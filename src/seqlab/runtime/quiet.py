@@ -43,6 +43,21 @@ def _stderr_to(path: str):
         os.close(saved)
 
 
+@contextlib.contextmanager
+def _without_jax():
+    """JAX looks absent inside: TensorFlow's TFLite module imports JAX at import when it is installed, for its
+    JAX converter alone (1.5-2 s of a 9-11 s start on the 2-core machine, which seqlab never needs). Keras
+    imports JAX only inside the functions that use it, so `import jax` afterwards works as ever."""
+    blocked = "jax" not in sys.modules
+    if blocked:
+        sys.modules["jax"] = None  # makes `import jax` raise ImportError, which TFLite catches
+    try:
+        yield
+    finally:
+        if blocked and sys.modules.get("jax", False) is None:
+            del sys.modules["jax"]
+
+
 def import_tensorflow():
     """Import TensorFlow (and probe its devices) with the known start-up notices filtered out."""
     if "tensorflow" in sys.modules:
@@ -51,7 +66,7 @@ def import_tensorflow():
     with tempfile.NamedTemporaryFile(prefix="seqlab-tf-", suffix=".log", delete=False) as f:
         path = f.name
     try:
-        with _stderr_to(path):
+        with _stderr_to(path), _without_jax():
             import tensorflow as tf
 
             tf.config.list_physical_devices()  # the CUDA probe prints now, not at the first op
