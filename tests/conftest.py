@@ -65,7 +65,7 @@ def tmpfs(tmp_path):
         subprocess.run(["umount", "-l", str(where)], capture_output=True)
 
 
-LONGEST = ("test_the_crf_suite_and_the_guide_pass_on", "test_hyperband_search_runs_its_brackets",
+LONGEST = ("test_the_crf_suite_the_guide_and_a_tagger_saved", "test_hyperband_search_runs_its_brackets",
            "test_the_minilm_tagger_learns", "test_runs_page_shows_f1_columns", "test_the_conll2003_recipe_script",
            "test_a_run_on_another_backend_logs_the_same_contract")  # 60-220 s each in the full suite, 2026-12-02
 

@@ -20,21 +20,38 @@ OTHER_BACKENDS = ["jax", "torch"]
 pytestmark = [pytest.mark.slow, pytest.mark.backends]
 
 
-def on_backend(backend: str, args: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
+def on_backend(backend: str, args: list[str], timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:
     pytest.importorskip(backend)
-    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
     return subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.fixture(scope="module")
+def tagger_saved_on_tensorflow(tmp_path_factory):
+    """A tagger built and saved here, on TensorFlow, with what it decoded (tests/saved_tagger_check.py reads it)."""
+    from seqlab.jobs.pipeline import prepare
+
+    folder = tmp_path_factory.mktemp("saved_on_tensorflow")
+    model = prepare(compose(tiny_overrides(folder, "+encoder=cnn", "words.chars=lstm", "words.casing=true"))).model
+    sentences = [["EU", "rejects", "German", "call"], ["Paris"], [], ["@user", "lol", "#tbt", "in", "New", "York", "!"]]
+    model.save(folder / "tagger.keras")
+    np.save(folder / "emissions.npy", np.asarray(model(model.task.encode_tokens([s for s in sentences if s]))))
+    (folder / "tagged.json").write_text(json.dumps({"sentences": sentences, "tags": model.tag(sentences)}))
+    return folder
+
+
 @pytest.mark.parametrize("backend", OTHER_BACKENDS)
-def test_the_crf_suite_and_the_guide_pass_on(backend):
-    """The brute-force CRF tests (log Z, Viterbi, marginals, n-best, masking, length 1 and empty rows,
-    constraints, gradients, the backend's compiler) and docs/crf.md."""
+def test_the_crf_suite_the_guide_and_a_tagger_saved_on_tensorflow_pass_on(backend, tagger_saved_on_tensorflow):
+    """One child per backend: the brute-force CRF tests (log Z, Viterbi, marginals, n-best, masking, length 1 and
+    empty rows, constraints, gradients, the backend's compiler), docs/crf.md, and a tagger saved on TensorFlow
+    that loads there and gives the same emissions and tags (tests/saved_tagger_check.py)."""
     proc = on_backend(backend, [sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider",
-                                "tests/test_crf.py", "tests/test_docs.py"])
+                                "tests/test_crf.py", "tests/test_docs.py", "tests/saved_tagger_check.py"],
+                      env={"SEQLAB_SAVED_TAGGER": str(tagger_saved_on_tensorflow)})
     tail = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert "passed" in tail and "failed" not in tail, tail
+    assert "SEQLAB_SAVED_TAGGER" not in proc.stdout, proc.stdout[-2000:]  # the saved-tagger check ran, not skipped
 
 
 @pytest.mark.parametrize("backend", OTHER_BACKENDS)
@@ -56,27 +73,3 @@ def test_a_run_on_another_backend_logs_the_same_contract_and_its_model_loads_her
     logged = [json.loads(line) for line in
               mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/test_predictions.jsonl").splitlines()]
     assert model.predict([r["tokens"] for r in logged]) == [r["pred"] for r in logged]
-
-
-def test_a_tagger_saved_on_tensorflow_loads_and_predicts_the_same_on_jax_and_torch(tmp_path):
-    from seqlab.jobs.pipeline import prepare, prepare_data
-
-    cfg = compose(tiny_overrides(tmp_path, "+encoder=cnn", "words.chars=lstm", "words.casing=true"))
-    model = prepare(cfg).model
-    sentences = [["EU", "rejects", "German", "call"], ["Paris"], [], ["@user", "lol", "#tbt", "in", "New", "York", "!"]]
-    inputs = model.task.encode_tokens([s for s in sentences if s])
-    emissions = np.asarray(model(inputs))
-    expected = model.tag(sentences)
-    model.save(tmp_path / "tagger.keras")
-    np.save(tmp_path / "emissions.npy", emissions)
-    code = ("import json, sys, numpy as np, keras, seqlab\n"
-            "m = seqlab.load_tagger(sys.argv[1])\n"
-            "sents = json.loads(sys.argv[2])\n"
-            "x = m.task.encode_tokens([s for s in sents if s])\n"
-            "np.testing.assert_allclose(keras.ops.convert_to_numpy(m(x)), np.load(sys.argv[3]), atol=1e-4)\n"
-            "print(json.dumps(m.tag(sents)))\n")
-    for backend in OTHER_BACKENDS:
-        proc = on_backend(backend, [sys.executable, "-c", code, str(tmp_path / "tagger.keras"), json.dumps(sentences),
-                                    str(tmp_path / "emissions.npy")], timeout=300)
-        assert proc.returncode == 0, f"{backend}: {proc.stderr[-3000:]}"
-        assert json.loads(proc.stdout.strip().splitlines()[-1]) == expected, backend
