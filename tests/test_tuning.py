@@ -87,6 +87,7 @@ def test_a_space_value_no_config_accepts_is_one_line_before_training(tmp_path):
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: tuner.space gives a trial with trainer.epochs=many, which is refused:"), last
     assert "trainer.epochs" in last and not (tmp_path / "m.db").exists()
+    assert "data wnut16" not in proc.stdout + proc.stderr  # refused before the data is read (and the backend starts)
 
 
 @pytest.mark.slow

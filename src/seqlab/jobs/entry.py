@@ -20,6 +20,8 @@ from omegaconf import DictConfig
 from omegaconf.errors import MissingMandatoryValue
 
 from seqlab.config import check_config
+from seqlab.config.search_space import parse_space
+from seqlab.config.trials import check_trials
 from seqlab.errors import SeqlabError
 
 log = logging.getLogger("seqlab")
@@ -73,6 +75,8 @@ def run(cfg: DictConfig) -> float:
     from seqlab.jobs.reading import prepare_data
 
     check_config(cfg)
+    if cfg.get("tuner") is not None:  # every trial's config at the space's extremes, before the data and the backend
+        check_trials(hydra_overrides(), parse_space(cfg, grid=cfg.tuner.name == "grid"))
     store.check_store(cfg.tracking.uri, cfg.tracking.artifact_location, cfg.tracking.experiment)
     data = prepare_data(cfg.data, cfg.task.name)  # before TensorFlow: a bad file is one line within seconds
     sweep.join(cfg.tracking.uri)  # a multirun job on a machine without the sweep folder finds its parent

@@ -31,9 +31,9 @@ import keras_tuner as kt
 from omegaconf import DictConfig, OmegaConf
 
 from seqlab import tracking
-from seqlab.config import check_config, choices, compose
-from seqlab.config.overrides import trial_overrides
-from seqlab.config.search_space import Dimension, left_out, parse_space, probes
+from seqlab.config import choices
+from seqlab.config.search_space import Dimension, left_out, parse_space
+from seqlab.config.trials import check_trials, trial_config
 from seqlab.errors import ConfigError
 from seqlab.jobs import sweep
 from seqlab.jobs.pipeline import (Data, Prepared, evaluate, prepare, prepare_data, record_data, record_evaluation,
@@ -57,7 +57,6 @@ class TaggerHyperModel(kt.HyperModel):
         super().__init__(name="seqlab_tagger")
         self.cfg, self.base, self.space = cfg, list(base), space
         self.monitor = choices.TASKS[cfg.task.name].monitor
-        self._configs: dict[tuple, DictConfig] = {}  # trial values -> composed config
         self._data: dict[str, Data] = {}  # the data and task configs, as YAML -> the data they read
         if data is not None:
             self._data[self._data_key(cfg)] = data
@@ -73,12 +72,7 @@ class TaggerHyperModel(kt.HyperModel):
 
     def config_for(self, values: dict) -> DictConfig:
         """The composed and checked config of a trial with these values."""
-        key = tuple(sorted((k, repr(v)) for k, v in values.items()))
-        if key not in self._configs:
-            cfg = compose(trial_overrides(self.base, values))
-            check_config(cfg, search=False)
-            self._configs[key] = cfg
-        return self._configs[key]
+        return trial_config(self.base, values)
 
     def trial_config(self, hp) -> DictConfig:
         return self.config_for(self.values(hp))
@@ -90,13 +84,9 @@ class TaggerHyperModel(kt.HyperModel):
         return self._data[key]
 
     def check_space(self) -> None:
-        """Compose and check every dimension at its extremes before any training: one line per bad value."""
-        for values in probes(self.space):
-            try:
-                self.config_for(values)
-            except ConfigError as e:
-                shown = ", ".join(f"{k}={v}" for k, v in values.items())
-                raise ConfigError(f"tuner.space gives a trial with {shown}, which is refused: {e}") from None
+        """Compose and check every dimension at its extremes before any training: one line per bad value
+        (composed once per process: the entry point checked them before the backend started)."""
+        check_trials(self.base, self.space)
 
     def build(self, hp):
         cfg = self.trial_config(hp)
