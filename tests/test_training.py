@@ -64,7 +64,7 @@ def test_a_resumed_run_trains_the_epochs_the_uninterrupted_run_trains(tmp_path, 
     With optimizer.ema the checkpoint must hold the trained weights and the average apart."""
     from seqlab.jobs.pipeline import train
 
-    common = ["+encoder=bilstm", "data.limit=150", "trainer.patience=10", "optimizer.name=sgd", "optimizer.lr=0.05",
+    common = ["+encoder=cnn", "data.limit=80", "trainer.patience=10", "optimizer.name=sgd", "optimizer.lr=0.05",
               "optimizer.lr_decay=0.5", "optimizer.ema=0.9", "tracking.log_model=false", "tracking.system_metrics=false"]
     whole = train(compose(tiny_overrides(tmp_path / "whole", *common, "trainer.epochs=4")))
     ckpt = tmp_path / "ckpt"
