@@ -22,7 +22,7 @@ _share_the_cores()
 if os.environ.get("PYTEST_XDIST_WORKER"):  # not in xdist's controller, which runs no test
     from seqlab.runtime.quiet import import_backend
 
-    import_backend()  # as seqlab's entry points start it: TensorFlow without JAX (1.5-2 s less per worker)
+    import_backend()  # as seqlab's entry points start it: TensorFlow without JAX (1.3-2 s less per worker)
 
 import pytest  # noqa: E402
 

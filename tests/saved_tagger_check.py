@@ -1,5 +1,6 @@
 """Run by tests/test_backends.py in a child on JAX or PyTorch (not collected on its own: the name does not start
-with test_): a tagger saved on TensorFlow loads on this backend and gives the same emissions and tags."""
+with test_): a tagger saved on TensorFlow loads on this backend and gives the same emissions and tags. It fails,
+rather than skips, without SEQLAB_SAVED_TAGGER: it is only ever run on purpose."""
 
 import json
 import os
@@ -7,15 +8,14 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import pytest
 
 FOLDER = os.environ.get("SEQLAB_SAVED_TAGGER")
 
 
-@pytest.mark.skipif(not FOLDER, reason="SEQLAB_SAVED_TAGGER names no folder (tests/test_backends.py sets it)")
 def test_a_tagger_saved_on_tensorflow_loads_and_predicts_the_same_here():
     import seqlab
 
+    assert FOLDER, "SEQLAB_SAVED_TAGGER must name the folder tests/test_backends.py saved the tagger in"
     folder = Path(FOLDER)
     model = seqlab.load_tagger(folder / "tagger.keras")
     saved = json.loads((folder / "tagged.json").read_text())

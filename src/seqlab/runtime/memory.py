@@ -23,8 +23,8 @@ skips pages another process also maps, and never discards data (a written page
 would only go to swap). Elsewhere (macOS, older kernels) it does nothing.
 
 `long_lived_frozen`: a search's trials each start with full garbage collections (keras-tuner collects twice
-before building a trial's model, and seqlab's prepare once more in clear_session), and each walks every object the imports made: about
-half a million with TensorFlow loaded, 0.6-1 s a collection. Inside the block they skip what was alive on entry.
+before building a trial's model, and seqlab's prepare once more in clear_session), and each walks every object
+the imports made: about half a million with TensorFlow loaded, 0.6-1 s a collection. Inside the block they skip what was alive on entry.
 """
 
 from __future__ import annotations

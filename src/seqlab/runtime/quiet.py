@@ -46,7 +46,7 @@ def _stderr_to(path: str):
 @contextlib.contextmanager
 def _without_jax():
     """JAX looks absent inside: TensorFlow's TFLite module imports JAX at import when it is installed, for its
-    JAX converter alone (1.5-2 s of a 9-11 s start on the 2-core machine, which seqlab never needs). Keras
+    JAX converter alone (1.3-2 s of an 8-12 s start on the 2-core machine, which seqlab never needs). Keras
     imports JAX only inside the functions that use it, so `import jax` afterwards works as ever."""
     blocked = "jax" not in sys.modules
     if blocked:
