@@ -76,9 +76,11 @@ def test_invalid_transition_rate_counts_forbidden_bigrams_with_start_and_end():
 # ---------------------------------------------------------------- a sweep is one unit, with a leaderboard
 @pytest.mark.slow
 def test_multirun_is_one_parent_with_a_leaderboard_that_compare_reproduces(tmp_path):
+    """Hydra's basic launcher runs the four jobs in one process: each is its own clean run (its own encoder group,
+    nested under the sweep's parent), and the parent's leaderboard is what `experiments.compare` computes again."""
     overrides = tiny_overrides(tmp_path, "words.chars=none", "data.limit=120")
     proc = subprocess.run(
-        [sys.executable, "-m", "experiments.run", "-m", "+encoder=cnn", "head=softmax,crf", "seed=1,2",
+        [sys.executable, "-m", "experiments.run", "-m", "+encoder=bilstm,cnn", "head=softmax,crf",
          "compare.by=[head]", "compare.resamples=500", "+tracking.tags.team=nlp", "tracking.register_as=wnut-sweep", *overrides,
          f"hydra.sweep.dir={tmp_path}/multirun"],
         cwd=REPO, capture_output=True, text=True, timeout=900,
@@ -94,11 +96,12 @@ def test_multirun_is_one_parent_with_a_leaderboard_that_compare_reproduces(tmp_p
     jobs = [r for r in runs if r is not parent and r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert len(jobs) == 4 and len(runs) == 5
     names = sorted(r.info.run_name for r in jobs)
-    assert names == sorted(f"cnn-{h}-wnut16-seed{s}" for h in ("softmax", "crf") for s in (1, 2))
-    assert len({r.data.tags["test_digest"] for r in jobs}) == 1  # seeds share one test set
+    assert names == sorted(f"{e}-{h}-wnut16" for e in ("bilstm", "cnn") for h in ("softmax", "crf"))
+    assert len({r.data.tags["test_digest"] for r in jobs}) == 1  # one data split for every job
     for r in jobs:
         assert r.info.status == "FINISHED" and r.data.tags["team"] == "nlp"
-        assert f"seed={r.data.params['seed']}" in r.data.tags["hydra.overrides"]
+        assert r.data.params["encoder.name"] == r.data.tags["encoder"]  # the group swapped whole, job after job
+        assert f"+encoder={r.data.tags['encoder']}" in r.data.tags["hydra.overrides"]
         assert r.data.tags["hydra.output_dir"].startswith(f"{tmp_path}/multirun/")
         assert r.data.tags["sweep"] == f"{tmp_path}/multirun"
         assert "test_invalid_transition_rate" in r.data.metrics

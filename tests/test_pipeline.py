@@ -152,31 +152,6 @@ def test_help_and_cfg_job_do_not_import_tensorflow(tmp_path):
 
 
 @pytest.mark.slow
-def test_multirun_gives_one_isolated_run_per_combination(tmp_path):
-    """Hydra's basic launcher runs all four jobs in one process; each must be its own clean run."""
-    overrides = tiny_overrides(tmp_path, "data.limit=40", "tracking.log_model=false", "words.chars=none")
-    proc = subprocess.run(
-        [sys.executable, "-m", "experiments.run", "-m", "+encoder=bilstm,cnn", "head=softmax,crf",
-         *overrides, f"hydra.sweep.dir={tmp_path}/multirun"],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
-    everything = client.search_runs([client.get_experiment_by_name("seqlab").experiment_id])
-    parent = [r for r in everything if r.data.tags.get("seqlab.sweep") == "parent"]
-    runs = [r for r in everything if r not in parent]
-    combos = sorted((r.data.tags["encoder"], r.data.tags["head"]) for r in runs)
-    assert combos == sorted((e, h) for e in ("bilstm", "cnn") for h in ("softmax", "crf"))
-    assert len(parent) == 1
-    for r in runs:
-        assert r.info.status == "FINISHED"
-        assert r.data.tags["mlflow.parentRunId"] == parent[0].info.run_id  # nested under the sweep, never a job's run
-        assert r.data.params["encoder.name"] == r.data.tags["encoder"]
-    # Same seed, same data: the two heads on one encoder start from the same data split.
-    assert len({r.data.tags["test_digest"] for r in runs}) == 1
-
-
-@pytest.mark.slow
 def test_nan_loss_in_the_first_epoch_is_one_line_and_a_failed_run(tmp_path):
     overrides = tiny_overrides(tmp_path, "optimizer.name=sgd", "optimizer.lr=1e38", "optimizer.clipnorm=null",
                                "tracking.log_model=false")
