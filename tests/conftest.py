@@ -71,7 +71,7 @@ def tmpfs(tmp_path):
 
 
 LONGEST = ("test_the_crf_suite_the_guide_and_a_tagger_saved", "test_hyperband_search_runs_its_brackets",
-           "test_runs_page_shows_f1_columns", "test_the_conll2003_recipe_script",
+           "test_the_minilm_tagger_learns", "test_runs_page_shows_f1_columns", "test_the_conll2003_recipe_script",
            "test_multirun_is_one_parent_with_a_leaderboard", "test_search_stopped_by_sigterm_resumes",
            "test_a_run_on_another_backend_logs_the_same_contract")  # 30-130 s each in the full suite, 2026-12-02
 
