@@ -147,6 +147,7 @@ def tiny_transformer_cfg(tmp_path, preset, head, *extra):
 def test_a_transformer_tagger_gives_one_tag_per_word_whatever_the_subtokens_and_reloads(tmp_path, tiny_preset, head,
                                                                                           extra):
     from seqlab.jobs.pipeline import prepare
+    from seqlab.model.backend import compiled_decoder
     from seqlab.saving import load_tagger
     from seqlab.training import BucketedBatches
 
@@ -165,6 +166,10 @@ def test_a_transformer_tagger_gives_one_tag_per_word_whatever_the_subtokens_and_
     assert [len(t) for t in tags] == [3, 0, 1, 600]
     inputs = task.encode_tokens([long])
     assert inputs["subwords"].shape[1] > 1 and sorted(set(inputs["piece_word"].ravel()) - {-1}) == list(range(600))
+    # The XLA decoder (trainer.jit_compile=auto's choice for a transformer on a CPU: subtokens padded to buckets)
+    # tags exactly as the plain graph does.
+    xla = task.decode_with(compiled_decoder(model, xla=True), sentences, 256)
+    assert [t.tolist() for t in xla] == [t.tolist() for t in model.tag_ids(sentences)]
     model.save(tmp_path / "tagger.keras")
     again = load_tagger(tmp_path / "tagger.keras")
     assert again.tag(sentences) == tags

@@ -19,7 +19,11 @@ only behind the cheaper encoders (CRF_LOSS_XLA_FASTER_ON_CPU: CNN 1.17x, BiGRU
 ~130 MiB). The compiled Viterbi, 5x faster than pytorch-crf on its own, decodes a
 tagger's test set no faster than the plain graph (0.85-1.17x, and 1.0x again on
 2026-12-02) after ~4 s of compiling, so `auto` leaves decoding to the graph on a
-CPU. On a GPU `auto` compiles everything (Keras' own choice there). JAX always compiles (jax.jit);
+CPU, except behind a transformer (DECODE_XLA_FASTER_ON_CPU): its compiled
+decoder tagged 1.3-1.4x faster than the plain graph's, and its first pass,
+compiling included, was no slower (MiniLM-L6, 512 and 2,000 tweets in batches of
+256, 2026-12-02); its whole training step under XLA was 1.5x slower after ~150 s
+of compiling, so it trains in the graph. On a GPU `auto` compiles everything (Keras' own choice there). JAX always compiles (jax.jit);
 PyTorch runs eagerly (torch.compile is not used).
 
 Under XLA every distinct input shape is compiled once, so jitted inputs are
@@ -38,6 +42,9 @@ PHASES = ("train", "decode")
 # step's alphas, which made BiLSTM-CRF training 1.7x faster there): encoders behind which the CRF's
 # XLA-compiled loss trained the steady epoch >= 10% faster than the plain graph's.
 CRF_LOSS_XLA_FASTER_ON_CPU = frozenset({"cnn", "bigru"})
+# docs/benchmarks.md, "The transformer tagger ...": encoders whose whole decoder under XLA tagged faster on a
+# CPU than the plain graph, first pass (compiling) included.
+DECODE_XLA_FASTER_ON_CPU = frozenset({"transformer"})
 
 
 def _tf_has_gpu() -> bool:
@@ -56,6 +63,8 @@ def use_xla(setting, encoder: str, head: str, phase: str) -> bool:
         return False
     if setting != "auto":
         return setting
+    if phase == "decode" and encoder in DECODE_XLA_FASTER_ON_CPU:
+        return True
     return _tf_has_gpu()  # on a CPU the whole step under XLA never measured faster (above)
 
 
