@@ -20,10 +20,12 @@ only behind the cheaper encoders (CRF_LOSS_XLA_FASTER_ON_CPU: CNN 1.17x, BiGRU
 tagger's test set no faster than the plain graph (0.85-1.17x, and 1.0x again on
 2026-12-02) after ~4 s of compiling, so `auto` leaves decoding to the graph on a
 CPU, except behind a transformer (DECODE_XLA_FASTER_ON_CPU): its compiled
-decoder tagged 1.3-1.4x faster than the plain graph's, and its first pass,
-compiling included, was no slower (MiniLM-L6, 512 and 2,000 tweets in batches of
-256, 2026-12-02); its whole training step under XLA was 1.5x slower after ~150 s
-of compiling, so it trains in the graph. On a GPU `auto` compiles everything (Keras' own choice there). JAX always compiles (jax.jit);
+decoder tagged 1.3-1.4x faster than the plain graph's once compiled, its first
+pass 0-28% slower for 3-6 s of compiling (MiniLM-L6, 2,000 sentences in batches
+of 256, `scripts/bench_jit.py --encoders transformer --decode-only`, 2026-12-02):
+a run decodes dev every epoch and then test, so it pays from the second pass. Its
+whole training step under XLA was 1.5x slower after ~150 s of compiling, so it
+trains in the graph. On a GPU `auto` compiles everything (Keras' own choice there). JAX always compiles (jax.jit);
 PyTorch runs eagerly (torch.compile is not used).
 
 Under XLA every distinct input shape is compiled once, so jitted inputs are
