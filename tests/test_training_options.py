@@ -1,20 +1,16 @@
-"""trainer.jit_compile, trainer.checkpoint + trainer.resume, optimizer.lr_decay / weight_decay,
-head.reduction and init=pytorch: what each promises, on real training runs and a real MLflow store."""
-
-import math
+"""trainer.jit_compile and the speed and training settings: how each resolves, the one-line refusals, and the
+CRF compiled inside a graph against the plain CRF (the resume and optimizer runs: tests/test_training.py)."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from mlflow.tracking import MlflowClient
 
 from seqlab.config import compose
 from seqlab.config import check_config, jit_setting
 from seqlab.crf import CRF
 from seqlab.errors import ConfigError
 from seqlab.model import jit
-from seqlab.testing import tiny_overrides
 
 
 @pytest.mark.parametrize("override, expected", [
