@@ -59,12 +59,14 @@ def measure(encoder: str, head: str, way: str, args) -> dict:
     xla = way == "XLA"
     assert model.uses_xla("train") == xla and model.uses_xla("decode") == xla
     train = data.train
-    dataset = as_dataset(training_batches(model, data, 32, 0, 0.0), xla=xla)
-    epochs = [float("nan")] if args.decode_only else []
-    for _ in range(0 if args.decode_only else args.epochs):
-        start = time.perf_counter()
-        model.fit(dataset, epochs=1, verbose=0, shuffle=False)
-        epochs.append(time.perf_counter() - start)
+    epochs = [float("nan")]  # --decode-only: no training, so no batches to build either
+    if not args.decode_only:
+        dataset = as_dataset(training_batches(model, data, 32, 0, 0.0), xla=xla)
+        epochs = []
+        for _ in range(args.epochs):
+            start = time.perf_counter()
+            model.fit(dataset, epochs=1, verbose=0, shuffle=False)
+            epochs.append(time.perf_counter() - start)
     tokens = [list(s.tokens) for s in dev]
     decodes = []
     for _ in range(3 if args.decode_only else 2):

@@ -83,12 +83,10 @@ def test_runs_and_a_parallel_multirun_at_once_lose_nothing_and_the_model_loads_t
     procs = [seqlab_run(f, "+encoder=cnn", "trainer.epochs=2", f"seed={i}", f"tracking.uri={uri}",
                         f"tracking.experiment={experiment}", *TINY) for i, f in enumerate(folders)]
     sweep_folder = tmp_path / "sweep_client"
-    sweep_folder.mkdir()
-    procs.append(subprocess.Popen(
-        [sys.executable, "-m", "experiments.run", "-m", "+encoder=cnn", "head=softmax,crf", "hydra/launcher=joblib",
-         "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep_folder}/sweep", "trainer.epochs=1", f"tracking.uri={uri}",
-         f"tracking.experiment={sweep_experiment}", "tracking.log_model=false", *TINY],
-        cwd=sweep_folder, env=client_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    procs.append(seqlab_run(sweep_folder, "-m", "+encoder=cnn", "head=softmax,crf", "hydra/launcher=joblib",
+                            "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep_folder}/sweep", "trainer.epochs=1",
+                            f"tracking.uri={uri}", f"tracking.experiment={sweep_experiment}", "tracking.log_model=false",
+                            *TINY))
     outputs = finish(procs)
 
     runs = runs_of(uri, experiment)

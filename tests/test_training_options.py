@@ -31,7 +31,7 @@ def test_jit_compile_false_true_and_auto_resolve_per_encoder_head_and_phase(monk
     assert jit.use_xla(True, "bilstm", "crf", "train") and jit.use_xla("true", "idcnn", "softmax", "decode")
     monkeypatch.setattr(jit, "_tf_has_gpu", lambda: False)
     assert not jit.use_xla("auto", "cnn", "crf", "decode") and not jit.use_xla("auto", "bilstm", "crf", "train")
-    # A transformer decodes under XLA on a CPU (faster, compiling included) and trains in the graph.
+    # A transformer decodes under XLA on a CPU (faster from its second pass) and trains in the graph.
     assert jit.use_xla("auto", "transformer", "crf", "decode") and not jit.use_xla("auto", "transformer", "crf", "train")
     assert not jit.use_xla(False, "transformer", "softmax", "decode")
     # The CRF's own loops: on a CPU auto compiles its loss only behind the encoders where that measured faster.

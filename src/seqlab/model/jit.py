@@ -44,8 +44,8 @@ PHASES = ("train", "decode")
 # step's alphas, which made BiLSTM-CRF training 1.7x faster there): encoders behind which the CRF's
 # XLA-compiled loss trained the steady epoch >= 10% faster than the plain graph's.
 CRF_LOSS_XLA_FASTER_ON_CPU = frozenset({"cnn", "bigru"})
-# docs/benchmarks.md, "The transformer tagger ...": encoders whose whole decoder under XLA tagged faster on a
-# CPU than the plain graph, first pass (compiling) included.
+# scripts/bench_jit.py --decode-only, 2026-12-02 (docs/benchmarks.md, "The transformer tagger ..."): encoders
+# whose whole decoder under XLA tagged >= 10% faster on a CPU than the plain graph once compiled.
 DECODE_XLA_FASTER_ON_CPU = frozenset({"transformer"})
 
 
