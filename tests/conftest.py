@@ -80,3 +80,12 @@ def pytest_collection_modifyitems(config, items):
     """The longest single tests first (pytest-xdist already sends its largest unit, the tracking-server
     group, first), so that the workers finish together instead of one waiting on a long test started last."""
     items.sort(key=lambda item: not item.originalname.startswith(LONGEST))  # stable: the rest keeps its order
+
+
+def pytest_collection_finish(session):
+    """With end-to-end tests selected, start this worker's fork server now (seqlab.testing.warm): it imports
+    TensorFlow, MLflow and Hydra while the first tests run."""
+    if any(item.get_closest_marker("slow") for item in session.items):
+        from seqlab.testing import warm
+
+        warm.start_early(REPO)

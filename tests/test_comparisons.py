@@ -1,14 +1,12 @@
 """Comparisons that can be trusted: fixed splits, sweeps as one unit, leaderboards with tests of known answer."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from seqlab.testing import REPO, compose, migrated_uri, tiny_overrides
+from seqlab.testing import compose, migrated_uri, run_cli, run_module, tiny_overrides
 from seqlab.compare import stats
 
 
@@ -79,12 +77,9 @@ def test_multirun_is_one_parent_with_a_leaderboard_that_compare_reproduces(tmp_p
     """Hydra's basic launcher runs the four jobs in one process: each is its own clean run (its own encoder group,
     nested under the sweep's parent), and the parent's leaderboard is what `experiments.compare` computes again."""
     overrides = tiny_overrides(tmp_path, "words.chars=none", "data.limit=120")
-    proc = subprocess.run(
-        [sys.executable, "-m", "experiments.run", "-m", "+encoder=bilstm,cnn", "head=softmax,crf",
-         "compare.by=[head]", "compare.resamples=500", "+tracking.tags.team=nlp", "tracking.register_as=wnut-sweep", *overrides,
-         f"hydra.sweep.dir={tmp_path}/multirun"],
-        cwd=REPO, capture_output=True, text=True, timeout=900,
-    )
+    proc = run_cli("-m", "+encoder=bilstm,cnn", "head=softmax,crf", "compare.by=[head]", "compare.resamples=500",
+                   "+tracking.tags.team=nlp", "tracking.register_as=wnut-sweep", *overrides,
+                   f"hydra.sweep.dir={tmp_path}/multirun", timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     runs = client.search_runs([client.get_experiment_by_name("seqlab").experiment_id])
@@ -127,9 +122,8 @@ def test_multirun_is_one_parent_with_a_leaderboard_that_compare_reproduces(tmp_p
     assert all(len(r["tokens"]) == len(r["gold"]) == len(r["pred"]) for r in rows)
 
     # The same leaderboard from the store alone.
-    again = subprocess.run([sys.executable, "-m", "experiments.compare", "--uri", f"sqlite:///{tmp_path}/mlflow.db",
-                            "--sweep", parent.info.run_id, "--by", "head", "--resamples", "500", "--no-log",
-                            "--out", str(tmp_path / "again")], cwd=REPO, capture_output=True, text=True, timeout=300)
+    again = run_module("experiments.compare", "--uri", f"sqlite:///{tmp_path}/mlflow.db", "--sweep", parent.info.run_id,
+                       "--by", "head", "--resamples", "500", "--no-log", "--out", str(tmp_path / "again"))
     assert again.returncode == 0, again.stderr[-2000:]
     assert (tmp_path / "again" / "leaderboard.md").read_text() == text
     assert (tmp_path / "again" / "leaderboard.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -8,7 +8,7 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from seqlab.testing import REPO, tiny_overrides
+from seqlab.testing import REPO, run_cli, tiny_overrides
 
 
 def run_and_fetch(cfg):
@@ -106,7 +106,7 @@ def test_pyfunc_matches_in_process_decoding(tiny_cfg):
 
 @pytest.mark.slow
 def test_no_encoder_prints_one_line_and_exits_2():
-    proc = subprocess.run([sys.executable, "-m", "experiments.run"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    proc = run_cli(timeout=120)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "+encoder=" in lines[0] and "bilstm" in lines[0] and "cnn" in lines[0]
@@ -125,10 +125,7 @@ def test_no_encoder_prints_one_line_and_exits_2():
     ],
 )
 def test_bad_config_values_give_a_clear_message(override, expected, tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "experiments.run", "+encoder=bilstm", override, f"tracking.uri=sqlite:///{tmp_path}/m.db"],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
-    )
+    proc = run_cli("+encoder=bilstm", override, f"tracking.uri=sqlite:///{tmp_path}/m.db", timeout=120)
     assert proc.returncode == 2  # the README's status for a refused config, Hydra's own refusals included
     assert expected in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -154,8 +151,7 @@ def test_help_and_cfg_job_do_not_import_tensorflow(tmp_path):
 def test_nan_loss_in_the_first_epoch_is_one_line_and_a_failed_run(tmp_path):
     overrides = tiny_overrides(tmp_path, "optimizer.name=sgd", "optimizer.lr=1e38", "optimizer.clipnorm=null",
                                "tracking.log_model=false")
-    proc = subprocess.run([sys.executable, "-m", "experiments.run", "+encoder=bilstm", *overrides],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    proc = run_cli("+encoder=bilstm", *overrides)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "error: the loss became NaN or infinite in the first epoch" in proc.stderr.strip().splitlines()[-1]
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")

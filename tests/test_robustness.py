@@ -8,15 +8,14 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
 from seqlab.config import check_config
 from seqlab.errors import ConfigError, DataError
-from seqlab.testing import (REPO, compose, free_port, migrated_uri, one_error_line, run_cli, runs_of, tiny_overrides,
-                            write_conll)
+from seqlab.testing import (compose, free_port, migrated_uri, one_error_line, run_cli, run_module, runs_of, start_module,
+                            tiny_overrides, write_conll)
 
 
 # ---------------------------------------------------------------- config values, before TensorFlow loads
@@ -209,9 +208,7 @@ def start_long_run(tmp_path, name):
                                                 "tracking.log_model=false", "words.chars=none",
                                                 "tracking.system_metrics=false", f"+tracking.tags.job={name}",
                                                 f"hydra.run.dir={tmp_path}/{name}")]
-    return subprocess.Popen([sys.executable, "-m", "experiments.run", *args], cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    return start_module("experiments.run", *args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def wait_for_epochs(tmp_path, procs) -> dict:
@@ -250,12 +247,10 @@ def test_ctrl_c_ends_a_run_killed_and_cleanup_closes_a_hard_killed_one(tmp_path)
     alive = client.create_run(client.get_experiment_by_name("seqlab").experiment_id,
                               tags={"seqlab.host": socket.gethostname(), "seqlab.pid": str(os.getpid())})
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    dry = subprocess.run([sys.executable, "-m", "experiments.cleanup", "--uri", uri, "--dry-run"], cwd=REPO,
-                         capture_output=True, text=True, timeout=120)
+    dry = run_module("experiments.cleanup", "--uri", uri, "--dry-run", timeout=120)
     assert dry.returncode == 0 and f"would mark KILLED  {orphan}" in dry.stdout
     assert client.get_run(orphan).info.status == "RUNNING"
-    done = subprocess.run([sys.executable, "-m", "experiments.cleanup", "--uri", uri], cwd=REPO,
-                          capture_output=True, text=True, timeout=120)
+    done = run_module("experiments.cleanup", "--uri", uri, timeout=120)
     assert done.returncode == 0 and "1 run(s) marked KILLED" in done.stdout, done.stdout + done.stderr
     assert client.get_run(orphan).info.status == "KILLED"
     assert client.get_run(alive.info.run_id).info.status == "RUNNING"  # a live process keeps its run

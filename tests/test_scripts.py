@@ -3,11 +3,10 @@ are long; docs/benchmarks.md records them)."""
 
 import os
 import subprocess
-import sys
 
 import pytest
 
-from seqlab.testing import REPO, SHARED_DATA
+from seqlab.testing import REPO, SHARED_DATA, run_script
 
 pytestmark = pytest.mark.slow
 CONLL2003 = (SHARED_DATA / "conll2003" / "train.txt").exists()
@@ -35,8 +34,7 @@ def test_the_smoke_run_of(script, tmp_path):
         pytest.skip("the shared CoNLL-2003 files are absent")
     extra, expected = SMOKES[script]
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / script), "--smoke", *extra], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=600)
+    proc = run_script(REPO / "scripts" / script, "--smoke", *extra, cwd=tmp_path, env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert expected in proc.stdout, proc.stdout[-3000:]
 

@@ -20,7 +20,7 @@ import psutil
 import pytest
 from mlflow.tracking import MlflowClient
 
-from seqlab.testing import REPO, free_port, runs_of
+from seqlab.testing import REPO, free_port, runs_of, start_module
 from seqlab.runtime.threads import cores
 
 pytestmark = [pytest.mark.slow, pytest.mark.server, pytest.mark.xdist_group("tracking_server")]
@@ -39,9 +39,8 @@ def client_env() -> dict:
 def seqlab_run(folder: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
     """`python -m experiments.run ARGS` started in its own empty folder, as on another machine."""
     folder.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen([sys.executable, "-m", "experiments.run", *args, f"hydra.run.dir={folder}/out"],
-                            cwd=folder, env=env or client_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    return start_module("experiments.run", *args, f"hydra.run.dir={folder}/out", cwd=folder, env=env or client_env(),
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def finish(procs: list[subprocess.Popen], timeout: float = 600) -> list[str]:

@@ -3,14 +3,13 @@
 
 import signal
 import subprocess
-import sys
 import time
 
 import psutil
 import pytest
 from mlflow.tracking import MlflowClient
 
-from seqlab.testing import REPO, runs_of, tiny_overrides
+from seqlab.testing import run_cli, runs_of, start_module, tiny_overrides
 
 pytestmark = pytest.mark.slow
 
@@ -22,9 +21,7 @@ FAILING_SWEEP = ["+encoder=cnn", "optimizer.name=sgd", "optimizer.clipnorm=null"
 def sweep(tmp_path, *args, launcher=(), timeout=600):
     overrides = tiny_overrides(tmp_path, "data.limit=40", "tracking.log_model=false", "words.chars=none",
                                "tracking.system_metrics=false")
-    return subprocess.run([sys.executable, "-m", "experiments.run", "-m", *args, *overrides, *launcher,
-                           f"hydra.sweep.dir={tmp_path}/multirun"], cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout)
+    return run_cli("-m", *args, *overrides, *launcher, f"hydra.sweep.dir={tmp_path}/multirun", timeout=timeout)
 
 
 def check_failing_sweep(tmp_path, proc):
@@ -65,10 +62,9 @@ def test_a_multirun_whose_every_job_is_refused_exits_2_with_each_job_recorded(tm
 def test_sigterm_to_a_parallel_multirun_ends_every_worker_and_every_run_killed(tmp_path):
     overrides = tiny_overrides(tmp_path, "trainer.epochs=300", "trainer.patience=300", "tracking.log_model=false",
                                "words.chars=none", "tracking.system_metrics=false")
-    proc = subprocess.Popen([sys.executable, "-m", "experiments.run", "-m", "+encoder=cnn", "seed=1,2",
-                             "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *overrides,
-                             f"hydra.sweep.dir={tmp_path}/multirun"], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = start_module("experiments.run", "-m", "+encoder=cnn", "seed=1,2", "hydra/launcher=joblib",
+                        "hydra.launcher.n_jobs=2", *overrides, f"hydra.sweep.dir={tmp_path}/multirun",
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     deadline, training = time.monotonic() + 300, []
     while time.monotonic() < deadline and proc.poll() is None:

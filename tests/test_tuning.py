@@ -11,7 +11,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from seqlab.errors import ConfigError
-from seqlab.testing import REPO, compose, migrated_uri, tiny_overrides
+from seqlab.testing import REPO, compose, migrated_uri, run_cli, start_module, tiny_overrides
 
 TINY = ["data.limit=50", "words.dim=8", "words.char_filters=4", "tuner.epochs=2", "tuner.patience=2"]
 SMALL_SPACE = ["tuner_space@tuner.space=smoke"]
@@ -203,11 +203,9 @@ def finished_trials(db):
 
 @pytest.mark.slow
 def test_search_stopped_by_sigterm_resumes_without_repeating_finished_trials(tmp_path):
-    args = [sys.executable, "-m", "experiments.run", "+encoder=bilstm", "+tuner=random", *tiny_overrides(tmp_path, *TINY),
-            *SMALL_SPACE, f"tuner.directory={tmp_path}/tuner", "tuner.max_trials=2", "tracking.log_model=false"]
-    # A shell starts background jobs with SIGINT ignored, and children inherit that: undo it for this child.
-    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    args = ["+encoder=bilstm", "+tuner=random", *tiny_overrides(tmp_path, *TINY), *SMALL_SPACE,
+            f"tuner.directory={tmp_path}/tuner", "tuner.max_trials=2", "tracking.log_model=false"]
+    proc = start_module("experiments.run", *args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300
     while len(finished_trials(tmp_path / "mlflow.db")) < 1 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.5)
@@ -218,7 +216,7 @@ def test_search_stopped_by_sigterm_resumes_without_repeating_finished_trials(tmp
     first = {r.data.tags["trial_id"] for r in finished_trials(tmp_path / "mlflow.db")}
     assert len(first) == 1
 
-    resumed = subprocess.run([*args, "tuner.resume=true"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    resumed = run_cli(*args, "tuner.resume=true", timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     done = finished_trials(tmp_path / "mlflow.db")
     ids = [r.data.tags["trial_id"] for r in done]
