@@ -1,11 +1,9 @@
 """Data sources through the real config: column files, ready-made corpora, Hugging Face datasets on disk."""
 
-import subprocess
-import sys
 
 import pytest
 
-from seqlab.testing import REPO, SHARED_DATA, compose
+from seqlab.testing import SHARED_DATA, compose, run_cli
 from seqlab.data.corpus import split_stats
 from seqlab.data.sources import load_corpus, training_sentences, unseen_tags
 from seqlab.errors import DataError
@@ -91,11 +89,8 @@ def test_hf_dataset_from_disk_with_class_labels_or_strings(tmp_path, class_label
 @pytest.mark.slow
 def test_hf_hub_unreachable_is_one_clear_line(tmp_path):
     env = {**__import__("os").environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
-    proc = subprocess.run(
-        [sys.executable, "-m", "experiments.run", "+encoder=cnn", "data=hf", "data.name=no-such-user/no-such-dataset",
-         f"tracking.uri=sqlite:///{tmp_path}/m.db"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
-    )
+    proc = run_cli("+encoder=cnn", "data=hf", "data.name=no-such-user/no-such-dataset",
+                   f"tracking.uri=sqlite:///{tmp_path}/m.db", env=env)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert lines[-1].startswith("error: cannot load Hugging Face dataset 'no-such-user/no-such-dataset'")
@@ -116,11 +111,8 @@ def test_bad_files_end_in_one_line_without_traceback(tmp_path, train, expected):
 
     (tmp_path / "train.txt").write_text(train)
     (tmp_path / "test.txt").write_text(TEST)
-    proc = subprocess.run(
-        [sys.executable, "-m", "experiments.run", "+encoder=cnn", "data=conll", f"data.train={tmp_path}/train.txt",
-         f"data.test={tmp_path}/test.txt", f"tracking.uri=sqlite:///{tmp_path}/m.db"],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
-    )
+    proc = run_cli("+encoder=cnn", "data=conll", f"data.train={tmp_path}/train.txt", f"data.test={tmp_path}/test.txt",
+                   f"tracking.uri=sqlite:///{tmp_path}/m.db")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert re.search(expected, proc.stderr.strip().splitlines()[-1])
     assert not (tmp_path / "m.db").exists()  # failed before any run was opened

@@ -7,12 +7,11 @@ in the table, next to the run's named, registered model.
 import os
 import shutil
 import subprocess
-import sys
 
 import pytest
 from mlflow.tracking import MlflowClient
 
-from seqlab.testing import REPO, free_port, wait_http
+from seqlab.testing import REPO, free_port, run_cli, wait_http
 
 CHROMIUM = shutil.which("chromium")
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -27,12 +26,9 @@ def test_runs_page_shows_f1_columns_and_the_registered_model(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
     env["PYTHONPATH"] = str(REPO)
     # MLflow's own defaults in a fresh working directory: sqlite:///mlflow.db and ./mlruns.
-    train = subprocess.run(
-        [sys.executable, "-m", "experiments.run", "+encoder=cnn", "data.limit=60", "trainer.epochs=1", "words.dim=8",
-         "words.char_filters=8", "encoder.filters=16", "trainer.jit_compile=false",  # small: the page is the test
-         "tracking.register_as=wnut-tagger", f"hydra.run.dir={tmp_path}/out"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
-    )
+    train = run_cli("+encoder=cnn", "data.limit=60", "trainer.epochs=1", "words.dim=8", "words.char_filters=8",
+                    "encoder.filters=16", "trainer.jit_compile=false",  # small: the page is the test
+                    "tracking.register_as=wnut-tagger", f"hydra.run.dir={tmp_path}/out", cwd=tmp_path, env=env)
     assert train.returncode == 0, train.stderr[-2000:]
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     experiment = client.get_experiment_by_name("seqlab")

@@ -2,15 +2,12 @@
 parent shows of them (tested on real files, real MLflow stores and a real multirun)."""
 
 import itertools
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 from mlflow import MlflowClient
-from omegaconf import OmegaConf
 
 from seqlab.compare import leaderboard, stats, summaries
 from seqlab.config import compose
@@ -19,7 +16,7 @@ from seqlab.data import load_corpus
 from seqlab.data.corpus import content_digest
 from seqlab.data.folds import fold_of, train_subset
 from seqlab.errors import ConfigError, DataError
-from seqlab.testing import migrated_uri, tiny_overrides
+from seqlab.testing import migrated_uri, run_cli, tiny_overrides
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -224,10 +221,8 @@ def test_compare_pairs_runs_by_fold_and_a_learning_curve_compares_its_largest_fr
 @pytest.mark.slow
 def test_a_cross_validated_learning_curve_multirun_logs_folds_fractions_and_their_summaries(tmp_path):
     overrides = tiny_overrides(tmp_path, "words.chars=none", "data.limit=60", "head=softmax")
-    proc = subprocess.run(
-        [sys.executable, "-m", "experiments.run", "-m", "+encoder=cnn", "data.folds=2", "data.fold=range(2)",
-         "data.train_fraction=0.5,1.0", *overrides, f"hydra.sweep.dir={tmp_path}/multirun"],
-        cwd=REPO, capture_output=True, text=True, timeout=900)
+    proc = run_cli("-m", "+encoder=cnn", "data.folds=2", "data.fold=range(2)", "data.train_fraction=0.5,1.0",
+                   *overrides, f"hydra.sweep.dir={tmp_path}/multirun", timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     runs = client.search_runs([client.get_experiment_by_name("seqlab").experiment_id])

@@ -3,19 +3,16 @@ experiment folder, a Hugging Face hub that does not answer, cleanup that writes 
 entity tags. Each ends in one line that names the real cause, and nothing half-written."""
 
 import functools
-import json
 import os
 import subprocess
-import sys
 import time
 import unicodedata
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from seqlab.data.tokens import DEFAULT_IGNORABLE, is_ignorable, normalize_token
+from seqlab.data.tokens import is_ignorable, normalize_token
 from seqlab.testing import REPO, compose, free_port, one_error_line, run_cli, run_module, runs_of, write_conll
 
 FIXTURES = REPO / "tests" / "fixtures" / "v0.2"

@@ -44,7 +44,7 @@ PRELOAD = ("seqlab.runtime.quiet:import_tensorflow", "keras", "hydra", "hydra._i
            "matplotlib.pyplot", "seqeval.metrics", "seqlab.config")  # not experiments.run itself: runpy runs it anew
 # Environment read while the interpreter and these libraries start: a caller whose values differ gets a
 # fresh interpreter.
-STARTUP = ("PYTHON", "KERAS_", "TF_", "XLA_", "JAX_", "OMP_", "MKL_", "OPENBLAS_", "CUDA", "LD_", "MALLOC_")
+STARTUP = ("PYTHON", "KERAS_", "TF_", "XLA_", "JAX_", "OMP_", "MKL_", "OPENBLAS_", "CUDA", "LD_", "MALLOC_", "HF_")
 _HEADER = struct.Struct("!I")
 
 
