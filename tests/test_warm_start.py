@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from seqlab.testing import run_cli, run_script, start_module, warm
+from seqlab.testing import REPO, run_cli, run_script, start_module, warm
 
 pytestmark = pytest.mark.slow
 
@@ -65,6 +65,7 @@ def test_another_start_up_environment_gets_a_fresh_interpreter():
                  start_module("platform", fresh=True, stdout=subprocess.PIPE)):
         assert isinstance(proc, subprocess.Popen)
         assert proc.communicate(timeout=60)[0].strip() and proc.returncode == 0
-    forked = start_module("platform", stdout=subprocess.PIPE)
+    same = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO), ""])}  # the same folders, each once
+    forked = start_module("platform", env=same, stdout=subprocess.PIPE)
     assert isinstance(forked, warm.Process) and forked.args == [sys.executable, "-m", "platform"]
     assert forked.communicate(timeout=60)[0].strip() and forked.returncode == 0

@@ -8,13 +8,13 @@ the module with `runpy` exactly as `python -m` would (`__main__`, sys.argv, sys.
 interpreter ends (non-daemon threads joined, atexit handlers run) and reports its real exit status; a
 signal sent to its pid reaches it as it would reach a fresh process.
 
-What a fork cannot reproduce runs in a fresh interpreter instead (`run` decides): an environment that
-differs in what is read while starting up (`STARTUP`: the Python path, the Keras backend, TensorFlow's
-and the thread libraries' settings), or extra subprocess options. `SEQLAB_TEST_FORK=0` turns the server off.
+What a fork cannot reproduce runs in a fresh interpreter instead (`_Server.serves` decides): an environment
+that differs in what is read while starting up (`STARTUP`: the Python path, the Keras backend, TensorFlow's
+and the thread libraries' settings). `SEQLAB_TEST_FORK=0` turns the server off; so does a visible NVIDIA GPU.
 
-Nothing in TensorFlow runs in the server before it forks (its runtime and thread pools start at the first
-op, in each child): importing it starts only idle library threads (OpenBLAS, jemalloc), which register
-their own fork handlers.
+The server imports TensorFlow and lists its devices, and runs no op: its thread pools start in each child,
+at the child's first op. Before the fork the server holds only idle library threads (OpenBLAS, jemalloc:
+counted on the 2-core machine), and those libraries register their own fork handlers.
 
     python -m seqlab.testing.warm SOCKET_PATH     # the server; seqlab.testing.run_module starts it
 """
@@ -53,6 +53,8 @@ def startup_env(env: dict) -> dict:
     that seqlab.runtime.quiet sets when it is unset)."""
     found = {k: v for k, v in env.items() if k.startswith(STARTUP)}
     found.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "PYTHONPATH" in found:  # the same folders, each once
+        found["PYTHONPATH"] = list(dict.fromkeys(p for p in found["PYTHONPATH"].split(os.pathsep) if p))
     return found
 
 
@@ -200,7 +202,7 @@ _failed = False
 def server(repo: Path) -> _Server | None:
     """This worker's fork server (started now if it is not yet), or None when it is off or could not start."""
     global _server, _failed
-    if _failed or os.environ.get("SEQLAB_TEST_FORK", "1") == "0":
+    if _failed or not wanted():
         return None
     if _server is None:
         _server = _Server(repo)
@@ -216,8 +218,15 @@ def server(repo: Path) -> _Server | None:
 def start_early(repo: Path) -> None:
     """Start the server now, without waiting: it imports while the first tests run."""
     global _server
-    if _server is None and os.environ.get("SEQLAB_TEST_FORK", "1") != "0":
+    if _server is None and wanted():
         _server = _Server(repo)
+
+
+def wanted() -> bool:
+    """Unless SEQLAB_TEST_FORK=0, or an NVIDIA GPU is visible: TensorFlow probes CUDA while it loads, and a
+    CUDA context does not survive a fork, so there each command gets a fresh interpreter."""
+    gpu = os.path.exists("/dev/nvidiactl") and os.environ.get("CUDA_VISIBLE_DEVICES", "0") not in ("", "-1")
+    return os.environ.get("SEQLAB_TEST_FORK", "1") != "0" and not gpu
 
 
 # ---------------------------------------------------------------- the server
