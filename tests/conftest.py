@@ -70,10 +70,10 @@ def tmpfs(tmp_path):
         subprocess.run(["umount", "-l", str(where)], capture_output=True)
 
 
-LONGEST = ("test_the_crf_suite_the_guide_and_a_tagger_saved", "test_hyperband_search_runs_its_brackets",
-           "test_the_minilm_tagger_learns", "test_runs_page_shows_f1_columns", "test_the_conll2003_recipe_script",
-           "test_multirun_is_one_parent_with_a_leaderboard", "test_search_stopped_by_sigterm_resumes",
-           "test_a_run_on_another_backend_logs_the_same_contract")  # 30-130 s each in the full suite, 2026-12-02
+LONGEST = ("test_the_crf_suite_the_guide_and_a_tagger_saved", "test_the_minilm_tagger_learns",
+           "test_the_conll2003_recipe_script", "test_runs_page_shows_f1_columns",
+           "test_a_run_on_another_backend_logs_the_same_contract", "test_hyperband_search_runs_its_brackets",
+           "test_mlflow_models_serve_answers", "test_a_search_over_encoders_and_heads")  # 25-100 s each, 2026-12-03
 
 
 def pytest_collection_modifyitems(config, items):
