@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from seqlab.testing import REPO, run_cli, run_script, start_module, warm
+from seqlab.testing import REPO, run_cli, run_module, run_script, start_module, warm
 
 pytestmark = pytest.mark.slow
 
@@ -34,6 +34,13 @@ def test_a_forked_script_behaves_as_a_fresh_one(tmp_path):
     tf_free = fresh.stdout.replace('"tf": false', '"tf": true')  # the one difference: what is already imported
     assert warm_proc.stdout == tf_free, (warm_proc.stdout, fresh.stdout)
     assert warm_proc.stdout.splitlines()[1:] == ["thread joined", "atexit ran"]  # the interpreter's own ending
+
+
+def test_a_missing_folder_is_refused_forked_or_fresh_and_the_server_goes_on(tmp_path):
+    for fresh in (False, True):
+        with pytest.raises(FileNotFoundError):
+            start_module("platform", cwd=tmp_path / "missing", fresh=fresh)
+    assert run_module("platform").returncode == 0
 
 
 def test_a_refused_command_gives_the_same_line_forked_or_fresh(tmp_path):

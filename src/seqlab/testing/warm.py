@@ -44,7 +44,8 @@ PRELOAD = ("seqlab.runtime.quiet:import_tensorflow", "keras", "hydra", "hydra._i
            "matplotlib.pyplot", "seqeval.metrics", "seqlab.config")  # not experiments.run itself: runpy runs it anew
 # Environment read while the interpreter and these libraries start: a caller whose values differ gets a
 # fresh interpreter.
-STARTUP = ("PYTHON", "KERAS_", "TF_", "XLA_", "JAX_", "OMP_", "MKL_", "OPENBLAS_", "CUDA", "LD_", "MALLOC_", "HF_")
+STARTUP = ("PYTHON", "KERAS_", "TF_", "XLA_", "JAX_", "OMP_", "MKL_", "OPENBLAS_", "CUDA", "LD_", "MALLOC_", "HF_",
+           "MPL")
 _HEADER = struct.Struct("!I")
 
 
@@ -101,6 +102,8 @@ class Process:
 
     def __init__(self, server: _Server, target: dict, cwd, env: dict, stdout=None, stderr=None):
         self.args = [sys.executable, *target["argv"]]
+        if not os.path.isdir(cwd):  # as Popen refuses it, before anything starts
+            raise FileNotFoundError(2, "No such file or directory", str(cwd))
         self.returncode = None
         self._log = server.log.name
         ends, theirs = [], []
@@ -242,9 +245,21 @@ def _preload() -> None:
 
 
 def _child(request: dict, out_fd: int, err_fd: int) -> None:
-    """Become `python -m MODULE ARGS` (or `python SCRIPT ARGS`) in the caller's directory and environment."""
-    import runpy
+    """Become `python -m MODULE ARGS` (or `python SCRIPT ARGS`) in the caller's directory and environment;
+    never returns (a child must not go back to the server's loop, whatever fails)."""
+    code = 1
+    try:
+        _become(request, out_fd, err_fd)
+        code = _run(request)
+    finally:
+        os._exit(code)
+
+
+def _become(request: dict, out_fd: int, err_fd: int) -> None:
+    """The caller's pipes, directory and environment, and what a new interpreter would not inherit."""
+    import random
     import signal
+    import tempfile
 
     stdin = os.open(os.devnull, os.O_RDONLY)
     for fd, target in ((stdin, 0), (out_fd, 1), (err_fd, 2)):
@@ -255,6 +270,16 @@ def _child(request: dict, out_fd: int, err_fd: int) -> None:
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
+    tempfile.tempdir = None  # read $TMPDIR again
+    random.seed()
+    if "numpy" in sys.modules:  # its global generator, seeded from the system as in a new interpreter
+        sys.modules["numpy"].random.seed()
+
+
+def _run(request: dict) -> int:
+    """Run the module or script as the interpreter would; its exit status."""
+    import runpy
+
     code = 0
     try:
         if "module" in request:
@@ -277,7 +302,7 @@ def _child(request: dict, out_fd: int, err_fd: int) -> None:
         sys.stderr.flush()
     except BaseException:
         code = code or 1
-    os._exit(code)
+    return code
 
 
 def _exit_status(code) -> int:
@@ -291,12 +316,19 @@ def _exit_status(code) -> int:
 
 def _accept(listener: socket.socket, children: dict) -> None:
     conn, _ = listener.accept()
-    header, fds, _, _ = socket.recv_fds(conn, _HEADER.size, 2)
-    size, = _HEADER.unpack(header)
-    body = b""
-    while len(body) < size:
-        body += conn.recv(size - len(body))
-    request = json.loads(body)
+    fds: list = []
+    try:
+        header, fds, _, _ = socket.recv_fds(conn, _HEADER.size, 2)
+        size, = _HEADER.unpack(header)
+        body = b""
+        while len(body) < size and (chunk := conn.recv(size - len(body))):
+            body += chunk
+        request = json.loads(body)
+    except (OSError, ValueError, struct.error):  # a caller that went away mid-request: serve the next one
+        for fd in fds:
+            os.close(fd)
+        conn.close()
+        return
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
@@ -308,8 +340,11 @@ def _accept(listener: socket.socket, children: dict) -> None:
         _child(request, *fds)
     for fd in fds:
         os.close(fd)
-    conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
     children[pid] = conn
+    try:
+        conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+    except OSError:  # the caller went away; the child still runs and is reaped
+        pass
 
 
 def _reap(children: dict) -> None:
