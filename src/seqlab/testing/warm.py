@@ -27,6 +27,7 @@ import importlib
 import json
 import os
 import select
+import shutil
 import socket
 import struct
 import subprocess
@@ -86,7 +87,7 @@ class _Server:
         """Whether a child of this server starts as a fresh interpreter with `env` would."""
         return startup_env(env) == startup_env(self.env)
 
-    def stop(self) -> None:
+    def stop(self, keep_log: bool = False) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -94,6 +95,8 @@ class _Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
         self.log.close()
+        if not keep_log:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 class Process:
     """A child of the fork server, used as a `subprocess.Popen` (text mode) is: pid, returncode, poll, wait,
@@ -213,7 +216,7 @@ def server(repo: Path) -> _Server | None:
         _failed = True
         print(f"seqlab.testing.warm: the fork server did not start ({_server.log.name}); fresh interpreters from "
               "now on", file=sys.stderr)
-        _server.stop()
+        _server.stop(keep_log=True)
         return None
     return _server
 
