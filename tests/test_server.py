@@ -20,7 +20,7 @@ import psutil
 import pytest
 from mlflow.tracking import MlflowClient
 
-from seqlab.testing import REPO, free_port, runs_of, start_module
+from seqlab.testing import REPO, free_port, run_cli, runs_of, start_module
 from seqlab.runtime.threads import cores
 
 pytestmark = [pytest.mark.slow, pytest.mark.server, pytest.mark.xdist_group("tracking_server")]
@@ -31,15 +31,10 @@ RUN_ARTIFACTS = {"config.yaml", "classification_report.txt", "transition_matrix.
                  "model_summary.txt", "test_predictions.jsonl", "data_stats.json"}
 
 
-def client_env() -> dict:
-    """A client process' environment: the repository importable (`experiments`), no local store."""
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-
-
 def seqlab_run(folder: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
     """`python -m experiments.run ARGS` started in its own empty folder, as on another machine."""
     folder.mkdir(parents=True, exist_ok=True)
-    return start_module("experiments.run", *args, f"hydra.run.dir={folder}/out", cwd=folder, env=env or client_env(),
+    return start_module("experiments.run", *args, f"hydra.run.dir={folder}/out", cwd=folder, env=env,
                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -136,7 +131,7 @@ def test_a_distributed_search_needs_no_shared_directory(postgres_tracking, tmp_p
     common = ["+encoder=bilstm", "+tuner=random", "tuner_space@tuner.space=smoke", "tuner.max_trials=3",
               "tuner.epochs=1", "tuner.patience=2", "data.limit=50", "words.dim=8", "words.char_filters=4",
               f"tracking.uri={uri}", f"tracking.experiment={experiment}", "tracking.system_metrics=false"]
-    env = {**client_env(), "KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(oracle_port)}
+    env = {**os.environ, "KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(oracle_port)}
     folders = {role: tmp_path / role for role in ("chief", "tuner0", "tuner1")}
     procs = []
     for role, folder in folders.items():  # workers may start before the chief: they wait for its oracle
@@ -184,11 +179,10 @@ def test_the_ray_launcher_sends_multirun_jobs_to_a_running_ray_cluster(postgres_
         assert started.returncode == 0, started.stderr[-3000:]
         folder = tmp_path / "client"
         folder.mkdir()
-        args = [sys.executable, "-m", "experiments.run", "-m", "+encoder=cnn", "encoder.filters=0,8", "hydra/launcher=ray_cluster",
-                f"hydra.sweep.dir={folder}/sweep", "trainer.epochs=1", f"tracking.uri={uri}",
-                f"tracking.experiment={experiment}", "tracking.log_model=false", *TINY]
-        proc = subprocess.run(args, cwd=folder, env={**client_env(), "RAY_ADDRESS": f"127.0.0.1:{port}"},
-                              capture_output=True, text=True, timeout=600)
+        proc = run_cli("-m", "+encoder=cnn", "encoder.filters=0,8", "hydra/launcher=ray_cluster",
+                       f"hydra.sweep.dir={folder}/sweep", "trainer.epochs=1", f"tracking.uri={uri}",
+                       f"tracking.experiment={experiment}", "tracking.log_model=false", *TINY, cwd=folder,
+                       env={**os.environ, "RAY_ADDRESS": f"127.0.0.1:{port}"}, timeout=600)
         assert proc.returncode == 2, proc.stderr[-3000:]  # one job's config is refused (encoder.filters=0): a user error
         assert "Connected to Ray cluster" in proc.stderr + proc.stdout  # joined the running cluster, started none
     finally:

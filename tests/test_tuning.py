@@ -2,7 +2,6 @@
 
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from seqlab.errors import ConfigError
-from seqlab.testing import REPO, compose, migrated_uri, run_cli, start_module, tiny_overrides
+from seqlab.testing import compose, migrated_uri, run_cli, start_module, tiny_overrides
 
 TINY = ["data.limit=50", "words.dim=8", "words.char_filters=4", "tuner.epochs=2", "tuner.patience=2"]
 SMALL_SPACE = ["tuner_space@tuner.space=smoke"]
@@ -78,11 +77,9 @@ def test_a_space_value_no_config_accepts_is_one_line_before_training(tmp_path):
     (tmp_path / "conf" / "tuner_space").mkdir(parents=True)
     (tmp_path / "conf" / "tuner_space" / "mine.yaml").write_text(
         "optimizer.lr: {type: float, min: 0.001, max: 0.01}\ntrainer.epochs: {type: choice, values: [1, many]}\n")
-    proc = subprocess.run(
-        [sys.executable, "-m", "experiments.run", "+encoder=cnn", "+tuner=bayesian", f"hydra.searchpath=[file://{tmp_path}/conf]",
-         "tuner_space@tuner.space=mine", f"tracking.uri=sqlite:///{tmp_path}/m.db", f"hydra.run.dir={tmp_path}/out"],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
-    )
+    proc = run_cli("+encoder=cnn", "+tuner=bayesian", f"hydra.searchpath=[file://{tmp_path}/conf]",
+                   "tuner_space@tuner.space=mine", f"tracking.uri=sqlite:///{tmp_path}/m.db", f"hydra.run.dir={tmp_path}/out",
+                   timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: tuner.space gives a trial with trainer.epochs=many, which is refused:"), last

@@ -69,8 +69,7 @@ def start_module(module: str, *args: str, fresh: bool = False, cwd=REPO, env: di
 def _start(target: dict, fresh: bool, cwd=REPO, env: dict | None = None, stdout=None, stderr=None):
     from seqlab.testing import warm
 
-    env = dict(env or os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    env = warm.importable(env or os.environ, REPO)
     server = None if fresh else warm.server(REPO)
     if server is not None and server.serves(env):
         return warm.Process(server, target, cwd, env, stdout, stderr)

@@ -60,6 +60,13 @@ def startup_env(env: dict) -> dict:
     return found
 
 
+def importable(env, repo: Path) -> dict:
+    """A copy of `env` with the repository first on PYTHONPATH (`python -m experiments.run` from anywhere)."""
+    env = dict(env)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(repo), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
 # ---------------------------------------------------------------- the client (the test worker)
 class _Server:
     """The fork server of this test worker: started on first use, stopped when the worker exits."""
@@ -67,8 +74,8 @@ class _Server:
     def __init__(self, repo: Path):
         self.folder = tempfile.mkdtemp(prefix="seqlab-warm-")
         self.path = os.path.join(self.folder, "socket")
-        self.env = dict(os.environ)
-        self.env["PYTHONPATH"] = os.pathsep.join(p for p in (str(repo), self.env.get("PYTHONPATH", "")) if p)
+        self.env = importable(os.environ, repo)
+        self.startup = startup_env(self.env)
         self.log = open(os.path.join(self.folder, "server.log"), "wb")
         self.proc = subprocess.Popen([sys.executable, "-m", "seqlab.testing.warm", self.path], cwd=repo,
                                      env=self.env, stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
@@ -85,7 +92,7 @@ class _Server:
 
     def serves(self, env: dict) -> bool:
         """Whether a child of this server starts as a fresh interpreter with `env` would."""
-        return startup_env(env) == startup_env(self.env)
+        return startup_env(env) == self.startup
 
     def stop(self, keep_log: bool = False) -> None:
         if self.proc.poll() is None:
