@@ -138,7 +138,8 @@ def main() -> None:
     args = parser.parse_args()
     variants = args.variant or DEFAULT_VARIANTS
     if args.smoke:
-        args.rounds, variants = 1, ["data.limit=40 trainer.epochs=1 trainer.jit_compile=false tracking.log_model=false"]
+        args.rounds, variants = 1, ["data.limit=40 trainer.epochs=1 trainer.jit_compile=false tracking.log_model=false "
+                                    "tracking.calibration=false tracking.latency_sentences=0"]
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; python {args.python}; "
           f"{time.strftime('%Y-%m-%d %H:%M')}" + (f"; memory cgroup of {args.memory_limit} MiB" if args.memory_limit else "")
           + "\n")

@@ -26,15 +26,16 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=400, help="sentences per split")
     parser.add_argument("--smoke", action="store_true", help="2 trials of 1 epoch on 40 sentences: does it still run?")
     args = parser.parse_args()
-    epochs = 2
-    if args.smoke:
+    epochs, smoke = 2, []
+    if args.smoke:  # and without the compiled loss, the calibration pass and the latency figures
         args.trials, args.limit, epochs = 2, 40, 1
+        smoke = ["trainer.jit_compile=false", "tracking.calibration=false", "tracking.latency_sentences=0"]
     tmp = tempfile.mkdtemp(prefix="seqlab-rss-")
     overrides = [
         "+encoder=bilstm", "+tuner=random", "tuner_space@tuner.space=smoke", f"tuner.max_trials={args.trials}",
         f"tuner.epochs={epochs}", f"data.limit={args.limit}", "tracking.log_model=false", "tracking.system_metrics=false",
         f"tracking.uri=sqlite:///{tmp}/mlflow.db", f"tracking.artifact_location={tmp}/mlruns",
-        f"tuner.directory={tmp}/tuner",
+        f"tuner.directory={tmp}/tuner", *smoke,
     ]
     cfg = compose(overrides)
     parent = search(cfg, f"{tmp}/tuner", overrides)["run_id"]

@@ -1,4 +1,4 @@
-"""What a person sees: a plain `mlflow ui` in the working directory, in a real headless Chromium.
+"""What a person sees: a plain `mlflow ui` in the working directory (one worker), in a real headless Chromium.
 
 The README's link opens the training runs; the Columns menu puts test_entity_f1 and val_entity_f1
 in the table, next to the run's named, registered model.
@@ -36,7 +36,8 @@ def test_runs_page_shows_f1_columns_and_the_registered_model(tmp_path):
     run = client.search_runs([experiment.experiment_id])[0]
 
     port = free_port()
-    ui = subprocess.Popen(["mlflow", "ui", "--port", str(port)], cwd=tmp_path, env=env,
+    # One worker: the page does not depend on how many serve it, and each of the default 4 costs ~3 CPU-s to start.
+    ui = subprocess.Popen(["mlflow", "ui", "--port", str(port), "--workers", "1"], cwd=tmp_path, env=env,
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_http(f"http://127.0.0.1:{port}/health")

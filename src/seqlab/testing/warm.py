@@ -39,10 +39,18 @@ from pathlib import Path
 
 # Imported once by the server; each child finds them loaded (the pipeline, the search, the figures,
 # MLflow's model flavours, the scorers: everything an end-to-end test run touches).
+# "module:function" also calls the function once. Not experiments.run itself: runpy runs it anew.
 PRELOAD = ("seqlab.runtime.quiet:import_tensorflow", "keras", "hydra", "hydra._internal.utils", "mlflow",
            "mlflow.pyfunc", "mlflow.models", "seqlab.jobs.entry", "seqlab.jobs.pipeline", "seqlab.jobs.search",
            "seqlab.jobs.sweep", "seqlab.compare.cli", "seqlab.export.cli", "seqlab.evaluation.figures",
-           "matplotlib.pyplot", "seqeval.metrics", "seqlab.config")  # not experiments.run itself: runpy runs it anew
+           "seqlab.model.transition_figures", "matplotlib.pyplot", "seqeval.metrics", "seqlab.config",
+           # What MLflow loads lazily at a run's first store call and first logged model (~2 s a child,
+           # 2026-12-03): the SQL store with its mapped tables configured (no engine, no connection), git for
+           # the run's source tags, the system-metrics monitor, and the map of installed packages that
+           # log_model checks the model's requirements against.
+           "mlflow.store.tracking.sqlalchemy_store", "sqlalchemy.dialects.sqlite", "sqlalchemy.orm:configure_mappers",
+           "git", "mlflow.system_metrics.system_metrics_monitor", "mlflow.tracing.processor.base_mlflow",
+           "mlflow.utils.requirements_utils:_init_packages_to_modules_map")
 # Environment read while the interpreter and these libraries start: a caller whose values differ gets a
 # fresh interpreter.
 STARTUP = ("PYTHON", "KERAS_", "TF_", "XLA_", "JAX_", "OMP_", "MKL_", "OPENBLAS_", "CUDA", "LD_", "MALLOC_", "HF_",
@@ -250,7 +258,7 @@ def _preload() -> None:
             loaded = importlib.import_module(module)
         except ImportError:  # an optional package that is not installed
             continue
-        if function:
+        if callable(getattr(loaded, function, None)):  # a private helper another version may lack
             getattr(loaded, function)()
 
 
