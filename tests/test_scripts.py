@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from seqlab.testing import REPO, SHARED_DATA, run_script
+from seqlab.testing import REPO, SHARED_DATA, run_script, warm
 
 pytestmark = pytest.mark.slow
 CONLL2003 = (SHARED_DATA / "conll2003" / "train.txt").exists()
@@ -41,7 +41,9 @@ def test_the_smoke_run_of(script, tmp_path):
 
 @pytest.mark.skipif(not CONLL2003, reason="the shared CoNLL-2003 files are absent")
 def test_the_conll2003_recipe_script_runs_and_resumes(tmp_path):
-    env = {**os.environ, "CHECKPOINT": str(tmp_path / "ckpt")}
+    # The script's `python` forks from this worker's server (seqlab.testing.warm): the same command, without
+    # a fresh interpreter importing TensorFlow, MLflow and Hydra twice.
+    env = warm.python_on_path({**os.environ, "CHECKPOINT": str(tmp_path / "ckpt")}, REPO)
     common = [f"tracking.uri=sqlite:///{tmp_path}/m.db", f"tracking.artifact_location={tmp_path}/mlruns",
               "data.limit=30", "trainer.max_minutes=null", "trainer.test_each_epoch=false", "tracking.log_model=false",
               "encoder.units=8", "words.dim=8", "words.char_filters=8", "trainer.jit_compile=false",

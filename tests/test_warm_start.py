@@ -76,3 +76,36 @@ def test_another_start_up_environment_gets_a_fresh_interpreter():
     forked = start_module("platform", env=same, stdout=subprocess.PIPE)
     assert isinstance(forked, warm.Process) and forked.args == [sys.executable, "-m", "platform"]
     assert forked.communicate(timeout=60)[0].strip() and forked.returncode == 0
+
+
+def as_from_a_terminal() -> None:
+    """Ctrl-C's default disposition (a pytest-xdist worker ignores SIGINT, and its children would inherit that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def test_a_shell_scripts_python_forks_and_passes_on_status_signals_and_the_rest(tmp_path):
+    """warm.python_on_path: `python SCRIPT` and `python -m MODULE` in a shell script fork; `python -c` runs the
+    real interpreter; a signal to the script's python reaches the forked child and ends it the same way."""
+    script = tmp_path / "probe.py"
+    script.write_text(PROBE)
+    env = warm.python_on_path({**os.environ, "SEQLAB_PROBE": "yes"}, REPO)
+    shell = (f"cd {tmp_path} && python probe.py 3 'a b'; echo status=$?; python -c 'import sys; "
+             "print(\"tensorflow\" in sys.modules)'")
+    out = subprocess.run(["bash", "-c", shell], env=env, capture_output=True, text=True, timeout=120)
+    fresh = run_script(script, "3", "a b", cwd=tmp_path, env=env, fresh=True)
+    assert out.stdout.splitlines()[0] == fresh.stdout.splitlines()[0].replace('"tf": false', '"tf": true')
+    assert out.stdout.splitlines()[1:] == ["thread joined", "atexit ran", "status=3", "False"]
+    assert out.stderr == "to stderr\nwith universal newlines\n"
+
+    sleeper = tmp_path / "sleeper.py"
+    sleeper.write_text("import time\nprint('started', flush=True)\ntime.sleep(120)\n")
+    for sig in (signal.SIGTERM, signal.SIGINT):  # SIGINT: an uncaught KeyboardInterrupt ends by SIGINT too
+        ends = []
+        for python in ("python", sys.executable):  # the forked one, then a fresh interpreter
+            proc = subprocess.Popen(["bash", "-c", f"exec {python} {sleeper}"], env=env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.DEVNULL, text=True, preexec_fn=as_from_a_terminal)
+            assert proc.stdout.readline() == "started\n"
+            proc.send_signal(sig)
+            ends.append(proc.wait(60))
+            proc.stdout.close()
+        assert ends == [-sig, -sig], (sig, ends)

@@ -72,7 +72,7 @@ def _start(target: dict, fresh: bool, cwd=REPO, env: dict | None = None, stdout=
     env = warm.importable(env or os.environ, REPO)
     server = None if fresh else warm.server(REPO)
     if server is not None and server.serves(env):
-        return warm.Process(server, target, cwd, env, stdout, stderr)
+        return warm.Process(server.path, target, cwd, env, stdout, stderr)
     import signal
 
     return subprocess.Popen([sys.executable, *target["argv"]], cwd=cwd, env=env, stdout=stdout, stderr=stderr,

@@ -8,6 +8,8 @@ the module with `runpy` exactly as `python -m` would (`__main__`, sys.argv, sys.
 interpreter ends (non-daemon threads joined, atexit handlers run) and reports its real exit status; a
 signal sent to its pid reaches it as it would reach a fresh process.
 
+A shell script that a test runs as a user does can fork its `python` too (`python_on_path`).
+
 What a fork cannot reproduce runs in a fresh interpreter instead (`_Server.serves` decides): an environment
 that differs in what is read while starting up (`STARTUP`: the Python path, the Keras backend, TensorFlow's
 and the thread libraries' settings). `SEQLAB_TEST_FORK=0` turns the server off; so does a visible NVIDIA GPU.
@@ -27,6 +29,7 @@ import importlib
 import json
 import os
 import select
+import shlex
 import shutil
 import socket
 import struct
@@ -118,12 +121,13 @@ class Process:
     communicate, send_signal, terminate, kill, and `stdout` / `stderr` text pipes where subprocess.PIPE asked
     for them (DEVNULL, or None: this process' own)."""
 
-    def __init__(self, server: _Server, target: dict, cwd, env: dict, stdout=None, stderr=None):
+    def __init__(self, path: str, target: dict, cwd, env: dict, stdout=None, stderr=None):
+        """`path`: the server's socket (its log lies beside it)."""
         self.args = [sys.executable, *target["argv"]]
         if not os.path.isdir(cwd):  # as Popen refuses it, before anything starts
             raise FileNotFoundError(2, "No such file or directory", str(cwd))
         self.returncode = None
-        self._log = server.log.name
+        self._log = os.path.join(os.path.dirname(path), "server.log")
         ends, theirs = [], []
         for how, own in ((stdout, 1), (stderr, 2)):
             if how == subprocess.PIPE:
@@ -138,7 +142,7 @@ class Process:
         self._conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._buffer = b""
         try:
-            self._conn.connect(server.path)
+            self._conn.connect(path)
             socket.send_fds(self._conn, [_HEADER.pack(len(request))], theirs)
             self._conn.sendall(request)
         finally:
@@ -236,6 +240,54 @@ def server(repo: Path) -> _Server | None:
     return _server
 
 
+def python_on_path(env: dict, repo: Path) -> dict:
+    """A copy of `env` whose `python` (first on PATH) forks `python -m MODULE ...` and `python SCRIPT ...` from
+    this worker's server, for a test that runs a shell script as a user does (scripts/reproduce_conll2003.sh
+    ends in `exec python -m experiments.run`); `env` itself where the server is off or would not start that
+    environment the same way. Anything else the script asks of `python` runs the real interpreter."""
+    found, served = server(repo), importable(env, repo)
+    if found is None or not found.serves(served):
+        return env
+    folder = os.path.join(found.folder, "bin")
+    shim = os.path.join(folder, "python")
+    if not os.path.exists(shim):
+        os.makedirs(folder, exist_ok=True)
+        with open(shim + ".tmp", "w") as out:
+            out.write(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m seqlab.testing.warm --as-python "$@"\n')
+        os.chmod(shim + ".tmp", 0o755)
+        os.replace(shim + ".tmp", shim)
+    return {**served, "PATH": folder + os.pathsep + env.get("PATH", ""), "SEQLAB_WARM_SOCKET": found.path,
+            "SEQLAB_WARM_STARTUP": json.dumps(found.startup)}
+
+
+def as_python(args: list[str]) -> int:
+    """`python ARGS` where python_on_path put this on PATH: forked from the server at $SEQLAB_WARM_SOCKET when
+    ARGS are `-m MODULE ...` or `SCRIPT ...` and the start-up environment is still the server's; else the real
+    interpreter takes this process over. Signals reach the child; its exit status (or signal) is ours. Its
+    stdin is /dev/null, as for every child of the server."""
+    import signal
+
+    path = os.environ.get("SEQLAB_WARM_SOCKET", "")
+    same = json.loads(os.environ.get("SEQLAB_WARM_STARTUP", "null")) == startup_env(os.environ)
+    if len(args) >= 2 and args[0] == "-m":
+        target = {"module": args[1], "args": args[2:], "argv": args}
+    elif args and not args[0].startswith("-") and os.path.isfile(args[0]):
+        target = {"script": args[0], "args": args[1:], "argv": args}
+    else:
+        target = None
+    if target is None or not same or not os.path.exists(path):
+        os.execv(sys.executable, [sys.executable, *args])
+    child = Process(path, target, os.getcwd(), dict(os.environ))
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) is not signal.SIG_IGN:  # ignored when we started: the interpreter would ignore it
+            signal.signal(sig, lambda number, _: child.send_signal(number))
+    status = child.wait()
+    if status < 0:  # killed by a signal: so are we
+        signal.signal(-status, signal.SIG_DFL)
+        os.kill(os.getpid(), -status)
+    return status
+
+
 def start_early(repo: Path) -> None:
     """Start the server now, without waiting: it imports while the first tests run."""
     global _server
@@ -297,6 +349,7 @@ def _become(request: dict, out_fd: int, err_fd: int) -> None:
 def _run(request: dict) -> int:
     """Run the module or script as the interpreter would; its exit status."""
     import runpy
+    import signal
 
     code = 0
     try:
@@ -310,9 +363,9 @@ def _run(request: dict) -> int:
             runpy.run_path(request["script"], run_name="__main__")
     except SystemExit as stop:
         code = _exit_status(stop.code)
-    except BaseException:  # as the interpreter: the traceback, status 1
+    except BaseException as e:  # as the interpreter: the traceback, status 1
         sys.excepthook(*sys.exc_info())
-        code = 1
+        code = -signal.SIGINT if isinstance(e, KeyboardInterrupt) else 1
     try:  # the interpreter's own ending
         threading._shutdown()
         atexit._run_exitfuncs()
@@ -320,6 +373,9 @@ def _run(request: dict) -> int:
         sys.stderr.flush()
     except BaseException:
         code = code or 1
+    if code == -signal.SIGINT:  # an uncaught Ctrl-C: the interpreter ends by SIGINT itself, for its shell
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
     return code
 
 
@@ -401,4 +457,6 @@ def serve(path: str) -> None:
 
 
 if __name__ == "__main__":
+    if sys.argv[1] == "--as-python":
+        sys.exit(as_python(sys.argv[2:]))
     serve(sys.argv[1])
