@@ -11,7 +11,8 @@ import pytest
 
 from seqlab.testing import REPO, run_cli, run_module, run_script, start_module, warm
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not warm.wanted(), reason="the fork server is off here "
+                                                   "(SEQLAB_TEST_FORK=0, or a visible NVIDIA GPU): nothing forks")]
 
 PROBE = """
 import atexit, json, os, sys, threading, time
