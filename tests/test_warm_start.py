@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from seqlab.testing import REPO, run_cli, run_module, run_script, start_module, warm
+from seqlab.testing import REPO, ctrl_c_as_from_a_terminal, run_cli, run_module, run_script, start_module, warm
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not warm.wanted(), reason="the fork server is off here "
                                                    "(SEQLAB_TEST_FORK=0, or a visible NVIDIA GPU): nothing forks")]
@@ -79,11 +79,6 @@ def test_another_start_up_environment_gets_a_fresh_interpreter():
     assert forked.communicate(timeout=60)[0].strip() and forked.returncode == 0
 
 
-def as_from_a_terminal() -> None:
-    """Ctrl-C's default disposition (a pytest-xdist worker ignores SIGINT, and its children would inherit that)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def test_a_shell_scripts_python_forks_and_passes_on_status_signals_and_the_rest(tmp_path):
     """warm.python_on_path: `python SCRIPT` and `python -m MODULE` in a shell script fork; `python -c` runs the
     real interpreter; a signal to the script's python reaches the forked child and ends it the same way."""
@@ -104,7 +99,7 @@ def test_a_shell_scripts_python_forks_and_passes_on_status_signals_and_the_rest(
         ends = []
         for python in ("python", sys.executable):  # the forked one, then a fresh interpreter
             proc = subprocess.Popen(["bash", "-c", f"exec {python} {sleeper}"], env=env, stdout=subprocess.PIPE,
-                                    stderr=subprocess.DEVNULL, text=True, preexec_fn=as_from_a_terminal)
+                                    stderr=subprocess.DEVNULL, text=True, preexec_fn=ctrl_c_as_from_a_terminal)
             assert proc.stdout.readline() == "started\n"
             proc.send_signal(sig)
             ends.append(proc.wait(60))

@@ -13,6 +13,7 @@ import contextlib
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -53,8 +54,7 @@ def run_module(module: str, *args: str, timeout: float = 300, fresh: bool = Fals
 
 def run_script(script: str | Path, *args: str, timeout: float = 300, fresh: bool = False, **kwargs) -> subprocess.CompletedProcess:
     """`python SCRIPT ARGS` (scripts/...), as `run_module` runs a module."""
-    target = {"script": str(script), "args": list(args), "argv": [str(script), *args]}
-    return _finish(_start(target, fresh, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs), timeout)
+    return _finish(_start([str(script), *args], fresh, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs), timeout)
 
 
 def start_module(module: str, *args: str, fresh: bool = False, cwd=REPO, env: dict | None = None, stdout=None,
@@ -62,21 +62,25 @@ def start_module(module: str, *args: str, fresh: bool = False, cwd=REPO, env: di
     """`python -m <module> ARGS` started and left running: a `subprocess.Popen` in text mode, or the fork
     server's child with the same interface (run_module). SIGINT raises KeyboardInterrupt in it, as in a
     `python` started from a terminal (a shell starts background jobs with SIGINT ignored; not this one)."""
-    target = {"module": module, "args": list(args), "argv": ["-m", module, *args]}
-    return _start(target, fresh, cwd=cwd, env=env, stdout=stdout, stderr=stderr)
+    return _start(["-m", module, *args], fresh, cwd=cwd, env=env, stdout=stdout, stderr=stderr)
 
 
-def _start(target: dict, fresh: bool, cwd=REPO, env: dict | None = None, stdout=None, stderr=None):
+def ctrl_c_as_from_a_terminal() -> None:
+    """For a child's preexec_fn: SIGINT's default disposition, so that the interpreter turns it into
+    KeyboardInterrupt (a pytest-xdist worker ignores SIGINT, and its children would inherit that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _start(argv: list[str], fresh: bool, cwd=REPO, env: dict | None = None, stdout=None, stderr=None):
+    """`python ARGV` (`-m MODULE ...` or `SCRIPT ...`): forked from this worker's server, or a fresh Popen."""
     from seqlab.testing import warm
 
     env = warm.importable(env or os.environ, REPO)
     server = None if fresh else warm.server(REPO)
     if server is not None and server.serves(env):
-        return warm.Process(server.path, target, cwd, env, stdout, stderr)
-    import signal
-
-    return subprocess.Popen([sys.executable, *target["argv"]], cwd=cwd, env=env, stdout=stdout, stderr=stderr,
-                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        return warm.Process(server.path, warm.target(argv), cwd, env, stdout, stderr)
+    return subprocess.Popen([sys.executable, *argv], cwd=cwd, env=env, stdout=stdout, stderr=stderr, text=True,
+                            preexec_fn=ctrl_c_as_from_a_terminal)
 
 
 def _finish(proc, timeout: float | None) -> subprocess.CompletedProcess:

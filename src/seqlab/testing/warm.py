@@ -116,6 +116,16 @@ class _Server:
         if not keep_log:
             shutil.rmtree(self.folder, ignore_errors=True)
 
+def target(argv: list[str]) -> dict | None:
+    """What `python ARGV` runs, as a request for the server: `-m MODULE ARGS` or `SCRIPT ARGS`; None for
+    anything else (`-c`, interpreter options, no arguments)."""
+    if len(argv) >= 2 and argv[0] == "-m":
+        return {"module": argv[1], "args": list(argv[2:]), "argv": list(argv)}
+    if argv and not argv[0].startswith("-"):
+        return {"script": argv[0], "args": list(argv[1:]), "argv": list(argv)}
+    return None
+
+
 class Process:
     """A child of the fork server, used as a `subprocess.Popen` (text mode) is: pid, returncode, poll, wait,
     communicate, send_signal, terminate, kill, and `stdout` / `stderr` text pipes where subprocess.PIPE asked
@@ -269,15 +279,11 @@ def as_python(args: list[str]) -> int:
 
     path = os.environ.get("SEQLAB_WARM_SOCKET", "")
     same = json.loads(os.environ.get("SEQLAB_WARM_STARTUP", "null")) == startup_env(os.environ)
-    if len(args) >= 2 and args[0] == "-m":
-        target = {"module": args[1], "args": args[2:], "argv": args}
-    elif args and not args[0].startswith("-") and os.path.isfile(args[0]):
-        target = {"script": args[0], "args": args[1:], "argv": args}
-    else:
-        target = None
-    if target is None or not same or not os.path.exists(path):
+    request = target(args)
+    missing = request is not None and "script" in request and not os.path.isfile(request["script"])
+    if request is None or missing or not same or not os.path.exists(path):  # the interpreter says what is wrong
         os.execv(sys.executable, [sys.executable, *args])
-    child = Process(path, target, os.getcwd(), dict(os.environ))
+    child = Process(path, request, os.getcwd(), dict(os.environ))
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         if signal.getsignal(sig) is not signal.SIG_IGN:  # ignored when we started: the interpreter would ignore it
             signal.signal(sig, lambda number, _: child.send_signal(number))
@@ -310,8 +316,9 @@ def _preload() -> None:
             loaded = importlib.import_module(module)
         except ImportError:  # an optional package that is not installed
             continue
-        if callable(getattr(loaded, function, None)):  # a private helper another version may lack
-            getattr(loaded, function)()
+        call = getattr(loaded, function, None) if function else None
+        if callable(call):  # a private helper another version may lack is skipped
+            call()
 
 
 def _child(request: dict, out_fd: int, err_fd: int) -> None:
