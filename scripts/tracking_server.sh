@@ -18,6 +18,9 @@
 #   ARTIFACTS=...    where the server stores artifacts: a folder (default DIR/artifacts) or s3://bucket/prefix
 #                    (with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / MLFLOW_S3_ENDPOINT_URL for MinIO and others)
 #   WORKERS=2        mlflow server's worker processes
+#   MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false
+#                    MLflow 3's job runner (GenAI scorers, trace rollups, which seqlab never uses) stays off: it
+#                    starts 8 more processes (~1.8 GiB, ~25 CPU-s at start, docs/tracking.md); true turns it on
 #
 # Who gets in: PostgreSQL asks every connection for a password (scram-sha-256, on its socket and on
 # 127.0.0.1 alike). Two roles: `seqlab_admin`, the superuser, used by this script only, and `mlflow`,
@@ -91,6 +94,9 @@ write_secrets() {  # once per DIR: the two roles' passwords, in files only their
 start_postgres() {  # sets `backend` (no password in it: libpq reads it from PGPASSFILE)
   local bin
   bin=$(pg_bin)
+  if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$dir" 2>/dev/null; then
+    die "PostgreSQL runs as the postgres user, who cannot enter $dir (it or a folder above it is closed to other users): choose a folder it can reach, e.g. /srv/seqlab-server"
+  fi
   write_secrets
   mkdir -p "$dir/pgdata" "$dir/pg"  # pg/: PostgreSQL's socket and log, open to its owner alone
   chmod 700 "$dir/pgdata" "$dir/pg"
@@ -133,7 +139,8 @@ stop_started() {  # after a failed start: stop what this start began, nothing el
 
 start() {
   python -c "import psycopg2" 2>/dev/null || die "psycopg2 is missing: pip install -e '.[server]'"
-  mkdir -p "$dir"
+  # A new DIR is 0711 (umask 077 would make it 0700): PostgreSQL's user must pass through it to pg/ and pgdata/.
+  [ -d "$dir" ] || { mkdir -p "$dir" && chmod 711 "$dir"; }
   if [ -f "$dir/mlflow.pid" ] && kill -0 "$(cat "$dir/mlflow.pid")" 2>/dev/null; then
     die "already running (pid $(cat "$dir/mlflow.pid")): scripts/tracking_server.sh stop $dir"
   fi
@@ -173,7 +180,8 @@ PY
 ) || die "the backend store $(mask "$backend") refused the connection: $refused"
   # The backend URI (a password, if the user's has one) goes through the environment, not the command line.
   MLFLOW_BACKEND_STORE_URI="$backend" PGPASSFILE="${pgpass:-${PGPASSFILE:-}}" \
-    MLFLOW_DISABLE_TELEMETRY=${MLFLOW_DISABLE_TELEMETRY:-true} nohup python -m mlflow server --serve-artifacts \
+    MLFLOW_DISABLE_TELEMETRY=${MLFLOW_DISABLE_TELEMETRY:-true} \
+    MLFLOW_SERVER_ENABLE_JOB_EXECUTION=${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-false} nohup python -m mlflow server --serve-artifacts \
     --artifacts-destination "$artifacts" --host "$host" --port "$port" --workers "$workers" \
     >"$dir/mlflow.log" 2>&1 &
   started_mlflow=$!

@@ -25,6 +25,7 @@ def test_runs_page_shows_f1_columns_and_the_registered_model(tmp_path):
     sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
     env["PYTHONPATH"] = str(REPO)
+    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"  # the UI as docs/tracking.md starts it (8 fewer processes)
     # MLflow's own defaults in a fresh working directory: sqlite:///mlflow.db and ./mlruns.
     train = run_cli("+encoder=cnn", "data.limit=60", "trainer.epochs=1", "words.dim=8", "words.char_filters=8",
                     "encoder.filters=16", "trainer.jit_compile=false",  # small: the page is the test

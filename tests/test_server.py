@@ -265,3 +265,23 @@ def test_a_failed_start_stops_what_it_started_and_never_prints_a_password(postgr
     assert failed.returncode != 0
     shown = failed.stdout + failed.stderr + "".join(p.read_text(errors="replace") for p in (tmp_path / "other").rglob("*.log"))
     assert "S3cretPass" not in shown
+    if os.geteuid() == 0:  # PostgreSQL would run as `postgres`, who cannot enter a folder under a closed one
+        closed = tmp_path / "closed"
+        closed.mkdir(mode=0o700)
+        env = {**os.environ, "PORT": str(free_port()), "PG_PORT": str(free_port())}
+        refused = subprocess.run([script, "start", str(closed / "server")], env=env, capture_output=True, text=True,
+                                 timeout=60)
+        assert refused.returncode != 0 and refused.stderr.strip().splitlines() == [
+            f"tracking_server: PostgreSQL runs as the postgres user, who cannot enter {closed / 'server'} (it or a "
+            "folder above it is closed to other users): choose a folder it can reach, e.g. /srv/seqlab-server"]
+        assert not (closed / "server" / "pgdata").exists()
+
+
+def test_the_server_runs_no_job_runner(postgres_tracking):
+    """MLflow 3's GenAI job runner stays off (8 processes, ~1.8 GiB that seqlab never uses): the server is
+    `mlflow server` and its uvicorn workers only."""
+    _, folder = postgres_tracking
+    server = psutil.Process(int((folder / "mlflow.pid").read_text()))
+    family = [" ".join(p.cmdline()) for p in [server, *server.children(recursive=True)]]
+    assert not [c for c in family if "huey" in c or "jobs._job_runner" in c], family
+    assert len(family) <= 5, family  # mlflow server, uvicorn, its 2 workers (WORKERS=2) and their resource tracker

@@ -73,7 +73,8 @@ def test_another_start_up_environment_gets_a_fresh_interpreter():
                  start_module("platform", fresh=True, stdout=subprocess.PIPE)):
         assert isinstance(proc, subprocess.Popen)
         assert proc.communicate(timeout=60)[0].strip() and proc.returncode == 0
-    same = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO), ""])}  # the same folders, each once
+    folders = warm.importable(os.environ, REPO)["PYTHONPATH"].split(os.pathsep)  # the server's own
+    same = {**os.environ, "PYTHONPATH": os.pathsep.join([*folders, *folders, ""])}  # the same folders, each once
     forked = start_module("platform", env=same, stdout=subprocess.PIPE)
     assert isinstance(forked, warm.Process) and forked.args == [sys.executable, "-m", "platform"]
     assert forked.communicate(timeout=60)[0].strip() and forked.returncode == 0
