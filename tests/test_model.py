@@ -70,3 +70,31 @@ def test_tagger_trains_saves_and_reloads_with_identical_predictions(tmp_path, he
     np.testing.assert_array_equal(model.predict_on_batch(x), again.predict_on_batch(x))
     np.testing.assert_allclose(ops.convert_to_numpy(model(x)), ops.convert_to_numpy(again(x)), atol=1e-6)
     assert (model.predict_on_batch(x)[1, 2:] == -1).all()
+
+
+@pytest.mark.parametrize("head, jit, encoder", [("crf", False, ENCODER), ("softmax", False, ENCODER),
+                                                pytest.param("crf", True, dict(name="cnn", layers=1, filters=6, kernel_size=3),
+                                                             marks=pytest.mark.slow)])  # XLA compiles: 7 s
+def test_dev_scoring_in_one_pass_gives_evaluates_loss_and_the_decoders_tags(head, jit, encoder):
+    """Tagger.evaluate_and_tag_ids (one forward pass per dev batch) against Keras' evaluate and tag_ids (two):
+    the same mean loss and the same tag ids per sentence, empty sentences and the input order included."""
+    from seqlab.data import embedded
+    from seqlab.data.corpus import Sentence
+    from seqlab.model.backend import as_dataset
+    from seqlab.task import TaggingTask
+    from seqlab.training.batches import BucketedBatches
+    from omegaconf import OmegaConf
+    from seqlab.config.schema import WordsConfig
+
+    sentences = embedded.read_embedded_wnut16()[:60]
+    task = TaggingTask.build("ner", sentences, OmegaConf.structured(WordsConfig), "bioes")
+    model = build_tagger(task, {**WORDS, "dim": 6}, encoder, {"name": head, "constrained": True}, jit_compile=jit)
+    model.compile(optimizer="adam")
+    dev = [*sentences[30:45], Sentence((), ()), *sentences[45:50]]  # lengths in no order, one empty
+    batches = BucketedBatches(dev, task, batch_size=6, shuffle=False)  # several batches of different sizes
+    tokens = [list(s.tokens) for s in dev]
+    loss, ids = model.evaluate_and_tag_ids(batches, tokens)
+    assert loss == pytest.approx(model.evaluate_loss(as_dataset(batches, xla=jit)), rel=1e-5)
+    expected = model.tag_ids(tokens, 6)
+    assert [len(row) for row in ids] == [len(s) for s in tokens]
+    assert all(np.array_equal(a, b) for a, b in zip(ids, expected))

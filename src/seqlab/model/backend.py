@@ -78,24 +78,30 @@ def compiled_decoder(model, xla: bool = False):
     return lambda x: decode(x)[:, : x["words"].shape[1]]
 
 
-def compiled_function(model, method, xla: bool = False):
-    """inputs dict -> method(inputs) (a tensor, or a tuple of them) as numpy.
+def compiled_function(model, method, xla: bool = False, tags: bool = False):
+    """inputs dict -> method(inputs) (a tensor, or a tuple of them) as numpy; with `tags`,
+    (inputs, tags int32 [B, T]) -> method(inputs, tags).
 
     TensorFlow: traced once with unknown batch, time and word-length dimensions (under `xla` the inputs are
     padded to bucket sizes). Other backends run `method` as it is, on inputs padded to bucket sizes. The
     outputs keep the padded time axis: callers crop each row to its sentence.
     """
     if not is_tensorflow():
+        if tags:
+            return lambda x, y: keras.tree.map_structure(keras.ops.convert_to_numpy, method(*pad_inputs(x, y)))
         return lambda x: keras.tree.map_structure(keras.ops.convert_to_numpy, method(pad_inputs(x)))
     import tensorflow as tf
 
+    signature = [input_signature(model.task.input_names)] + ([tf.TensorSpec((None, None), tf.int32)] if tags else [])
     # autograph=False: the tagger's functions are written with keras.ops loops (they also run under jax.jit),
     # so AutoGraph's source rewriting, about a tenth of a tiny run, buys nothing.
-    fn = tf.function(method, input_signature=[input_signature(model.task.input_names)], jit_compile=xla, autograph=False)
+    fn = tf.function(method, input_signature=signature, jit_compile=xla, autograph=False)
     # TensorFlow counts traces per function code, across models: each job of a multirun traces its model's
     # function once and may call it once (the calibration pass), which it would report as "frequent retracing".
     fn._omit_frequent_tracing_warning = True
-    pad = pad_inputs if xla else (lambda x: x)
+    pad = pad_inputs if xla else (lambda x, y=None: x if y is None else (x, y))
+    if tags:
+        return lambda x, y: tf.nest.map_structure(lambda t: t.numpy(), fn(*pad(x, y)))
     return lambda x: tf.nest.map_structure(lambda t: t.numpy(), fn(pad(x)))
 
 
