@@ -29,7 +29,6 @@ from seqlab.jobs import sweep
 from seqlab.jobs.reading import Data, prepare_data
 from seqlab.model import Tagger, build_tagger
 from seqlab.model import confidence
-from seqlab.model.backend import as_dataset
 from seqlab.model.init import initialise
 from seqlab.task import TaggingTask
 from seqlab.training import (BucketedBatches, Checkpoint, DevScore, FitOptions, Outcome, Stage, StopState, TimeLimit,
