@@ -153,6 +153,8 @@ def run_seqlab(work: Path, epochs: int, batch: int, threads: int, env: dict, rou
     def history(key):
         return [m.value for m in sorted(client.get_metric_history(run.info.run_id, key), key=lambda m: m.step)]
 
+    # dev_decode_seconds: seqlab's pass over dev, which gives the dev loss too (NCRF++'s decodes only): it
+    # counts against seqlab, never for it.
     epoch_s, dev_s, decode_s = history("epoch_seconds"), history("dev_seconds"), history("dev_decode_seconds")
     train_s = [e - d for e, d in zip(epoch_s, dev_s)]
     return {"epoch_seconds": train_s, "train_rate": [counts["train"] / t for t in train_s],

@@ -53,14 +53,15 @@ def test_combination(tmp_path, data, encoder, chars, head):
 
     model.save(tmp_path / "m.keras")
     again = keras.saving.load_model(tmp_path / "m.keras")
-    np.testing.assert_array_equal(model.predict_on_batch(x), again.predict_on_batch(x))
+    # The same emission scores, called eagerly (tracing Keras' predict function twice tested no more).
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model(x)), keras.ops.convert_to_numpy(again(x)), atol=1e-6)
 
     save_tagger(model, str(tmp_path / "pyfunc"))
     tokens = [list(s.tokens) for s in sentences[16:24]]
     tags = mlflow.pyfunc.load_model(str(tmp_path / "pyfunc")).predict(tokens)
     assert [len(t) for t in tags] == [len(s) for s in tokens]
     assert {t for seq in tags for t in seq} <= set(task.labels)
-    expected = model.predict_on_batch(task.encode_tokens(tokens))
+    expected = model.tag_ids(tokens)  # int32 [n] per sentence, the trained model's own decoder
     # The pyfunc returns valid IOB2: a stray I- after O (softmax head) becomes B-, as conlleval reads it.
-    assert tags == [to_iob2([task.labels[i] for i in row[: len(s)]]) for row, s in zip(expected, tokens)]
+    assert tags == [to_iob2([task.labels[i] for i in row]) for row in expected]
     assert tags == again.tag(tokens)  # the reloaded .keras file alone tags the same
