@@ -79,16 +79,14 @@ def compiled_decoder(model, xla: bool = False):
 
 
 def compiled_function(model, method, xla: bool = False, tags: bool = False):
-    """inputs dict -> method(inputs) (a tensor, or a tuple of them) as numpy; with `tags`,
-    (inputs, tags int32 [B, T]) -> method(inputs, tags).
+    """inputs dict -> method(inputs) (a tensor, or a tuple of them) as numpy; with `tags` (TensorFlow only:
+    the other backends score dev with Keras' evaluate), (inputs, tags int32 [B, T]) -> method(inputs, tags).
 
     TensorFlow: traced once with unknown batch, time and word-length dimensions (under `xla` the inputs are
     padded to bucket sizes). Other backends run `method` as it is, on inputs padded to bucket sizes. The
     outputs keep the padded time axis: callers crop each row to its sentence.
     """
     if not is_tensorflow():
-        if tags:
-            return lambda x, y: keras.tree.map_structure(keras.ops.convert_to_numpy, method(*pad_inputs(x, y)))
         return lambda x: keras.tree.map_structure(keras.ops.convert_to_numpy, method(pad_inputs(x)))
     import tensorflow as tf
 
