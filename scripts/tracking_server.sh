@@ -94,8 +94,8 @@ write_secrets() {  # once per DIR: the two roles' passwords, in files only their
 start_postgres() {  # sets `backend` (no password in it: libpq reads it from PGPASSFILE)
   local bin
   bin=$(pg_bin)
-  if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$dir" 2>/dev/null; then
-    die "PostgreSQL runs as the postgres user, who cannot enter $dir (it or a folder above it is closed to other users): choose a folder it can reach, e.g. /srv/seqlab-server"
+  if ! as_pg test -x "$dir" 2>/dev/null; then
+    die "PostgreSQL runs as the $(pg_owner) user, who cannot enter $dir (it or a folder above it is closed to other users): choose a folder it can reach, e.g. /srv/seqlab-server"
   fi
   write_secrets
   mkdir -p "$dir/pgdata" "$dir/pg"  # pg/: PostgreSQL's socket and log, open to its owner alone

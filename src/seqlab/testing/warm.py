@@ -31,6 +31,7 @@ import os
 import select
 import shlex
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -275,8 +276,6 @@ def as_python(args: list[str]) -> int:
     ARGS are `-m MODULE ...` or `SCRIPT ...` and the start-up environment is still the server's; else the real
     interpreter takes this process over. Signals reach the child; its exit status (or signal) is ours. Its
     stdin is /dev/null, as for every child of the server."""
-    import signal
-
     path = os.environ.get("SEQLAB_WARM_SOCKET", "")
     same = json.loads(os.environ.get("SEQLAB_WARM_STARTUP", "null")) == startup_env(os.environ)
     request = target(args)
@@ -335,8 +334,6 @@ def _child(request: dict, out_fd: int, err_fd: int) -> None:
 def _become(request: dict, out_fd: int, err_fd: int) -> None:
     """The caller's pipes, directory and environment, and what a new interpreter would not inherit."""
     import random
-    import signal
-    import tempfile
 
     stdin = os.open(os.devnull, os.O_RDONLY)
     for fd, target in ((stdin, 0), (out_fd, 1), (err_fd, 2)):
@@ -356,7 +353,6 @@ def _become(request: dict, out_fd: int, err_fd: int) -> None:
 def _run(request: dict) -> int:
     """Run the module or script as the interpreter would; its exit status."""
     import runpy
-    import signal
 
     code = 0
     try:
