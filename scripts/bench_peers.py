@@ -28,7 +28,9 @@ as a PyTorch user would: embedding 100, packed BiLSTM 2 x 100, dropout 0.5, a li
 Adam at 0.002 with clipping at 5, length-sorted batches of 32 in shuffled order; the test set decoded in
 batches of 256 from token strings to tag strings. seqlab runs the same model (`+encoder=bilstm
 words=words_only head=crf head.constrained=false words.dim=100`). Compared: the training epoch without
-dev scoring, and decoding the test set (seqlab's `predict_sentences_per_sec`, strings to tags too).
+dev scoring, and decoding the test set (seqlab's `predict_sentences_per_sec`, strings to tags too). Then
+where each side's decoding goes: encoding the strings, the encoder up to the emissions, the CRF's Viterbi,
+ids to tag strings (PyTorch's timed in its own decoding loop; seqlab's after the race, on the race's model).
 
 --transformer (hf_reference): the MiniLM-L6 of the pretrained extra fine-tuned as a Hugging Face user would:
 `AutoModelForTokenClassification` from the same folder, the fast tokenizer with `is_split_into_words`, each
@@ -257,12 +259,79 @@ def torch_reference(work: Path, epochs: int, batch: int, eval_batch: int, thread
             ids, lengths, mask = encode(chunk)
             predicted += [[names[i] for i in path] for path in model.crf.decode(model.emissions(ids, lengths), mask)]
     decode_seconds = time.perf_counter() - started
+    parts = {"encoding strings": [], "encoder (emissions)": [], "CRF Viterbi": [], "ids to tag strings": []}
+    with torch.no_grad():  # the same decoding again, each part timed on its own (best of 3 passes)
+        for _ in range(3):
+            spent = dict.fromkeys(parts, 0.0)
+            for start in range(0, len(test), eval_batch):
+                t0 = time.perf_counter()
+                ids, lengths, mask = encode([tokens for tokens, _ in test[start : start + eval_batch]])
+                t1 = time.perf_counter()
+                emissions = model.emissions(ids, lengths)
+                t2 = time.perf_counter()
+                paths = model.crf.decode(emissions, mask)
+                t3 = time.perf_counter()
+                [[names[i] for i in path] for path in paths]
+                t4 = time.perf_counter()
+                for part, seconds in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+                    spent[part] += seconds
+            for part in parts:
+                parts[part].append(spent[part])
+    parts["the whole decoding, as timed in the race"] = [sum(p) for p in zip(*parts.values())]
     from seqeval.metrics import f1_score
     from seqeval.scheme import IOBES
 
     f1 = f1_score([tags for _, tags in test], predicted, mode="strict", scheme=IOBES)
     return {"epoch_seconds": epoch_seconds, "train_rate": [len(train) / t for t in epoch_seconds],
-            "decode_rate": [len(test) / decode_seconds], "test_f1": float(f1)}
+            "decode_rate": [len(test) / decode_seconds], "test_f1": float(f1),
+            "decode_parts": {part: min(seconds) for part, seconds in parts.items()}}
+
+
+def seqlab_decode_profile(work: Path, eval_batch: int, threads: int) -> dict:
+    """--torch --profile: where seqlab's decoding of the test set goes, part by part, as `pipeline.evaluate`
+    decodes it (`Tagger.tag_ids`, then tag strings), on the race's model untrained (the work does not depend on
+    the weights). Seconds per part, best of 3 passes. Runs in this process, once the race is over."""
+    import time
+
+    from seqlab.runtime.quiet import import_backend
+
+    import_backend()
+    import tensorflow as tf
+
+    from seqlab.config import compose
+    from seqlab.jobs.pipeline import prepare
+    from seqlab.model.backend import compiled_function
+    from seqlab.runtime import threads as cpu_threads
+
+    cpu_threads.apply(threads)
+    model = prepare(compose([*SEQLAB_WORDS_ONLY, *seqlab_data(work)])).model
+    task = model.task
+    test = [tokens for tokens, _ in read_bioes(work / "test.bioes")]
+    emissions_of = compiled_function(model, lambda x: model(x, training=False))
+    model.tag_ids(test[:1], eval_batch)  # traced before the clock, as pipeline.evaluate does
+    batches = list(task.prediction_batches(test, eval_batch))
+    first = emissions_of(batches[0][1])  # float [B, T, K]
+    viterbi = tf.function(lambda e, m: model.head.decode(e, m), autograph=False, input_signature=[
+        tf.TensorSpec((None, None, first.shape[-1]), tf.float32), tf.TensorSpec((None, None), tf.bool)])
+    viterbi(first, batches[0][1]["words"] > 0)
+    parts = {"encoding strings": [], "encoder (emissions)": [], "CRF Viterbi": [], "ids to tag strings": [],
+             "the whole decoding, as timed in the race": []}
+    for _ in range(3):
+        t0 = time.perf_counter()
+        batches = list(task.prediction_batches(test, eval_batch))
+        t1 = time.perf_counter()
+        emissions = [emissions_of(inputs) for _, inputs in batches]
+        t2 = time.perf_counter()
+        for (_, inputs), e in zip(batches, emissions):
+            viterbi(e, inputs["words"] > 0).numpy()
+        t3 = time.perf_counter()
+        ids = model.tag_ids(test, eval_batch)
+        t4 = time.perf_counter()
+        [task.to_output(task.names(row)) for row in ids]
+        t5 = time.perf_counter()
+        for part, seconds in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t5 - t4, t5 - t3)):
+            parts[part].append(seconds)
+    return {part: min(seconds) for part, seconds in parts.items()}
 
 
 def hf_reference(work: Path, epochs: int, batch: int, eval_batch: int, threads: int) -> dict:
@@ -358,6 +427,12 @@ SEQLAB_TRANSFORMER = ["+encoder=transformer", "encoder.preset=minilm_l6", "head=
                       "optimizer.schedule=linear", "optimizer.warmup=0", "optimizer.clipnorm=null"]
 
 
+def seqlab_data(work: Path) -> list[str]:
+    """The overrides that point seqlab at the race's BIOES files in `work`."""
+    return ["data=conll", "data.name=peers", f"data.train={work}/train.bioes", f"data.dev={work}/dev.bioes",
+            f"data.test={work}/test.bioes", "data.scheme=bioes", "data.train_scheme=bioes", "data.sep= "]
+
+
 def run_seqlab_words_only(work: Path, epochs: int, batch: int, eval_batch: int, threads: int, env: dict,
                           round_: int, counts: dict, model: list[str] = SEQLAB_WORDS_ONLY) -> dict:
     """seqlab's side of --torch (--transformer: `model` is SEQLAB_TRANSFORMER): the same model, as
@@ -365,9 +440,7 @@ def run_seqlab_words_only(work: Path, epochs: int, batch: int, eval_batch: int, 
     from seqlab import tracking
 
     store = work / f"seqlab_torch_round{round_}"
-    cmd = [sys.executable, "-m", "experiments.run", *model, "data=conll", "data.name=peers",
-           f"data.train={work}/train.bioes", f"data.dev={work}/dev.bioes", f"data.test={work}/test.bioes",
-           "data.scheme=bioes", "data.train_scheme=bioes", "data.sep= ", f"trainer.epochs={epochs}",
+    cmd = [sys.executable, "-m", "experiments.run", *model, *seqlab_data(work), f"trainer.epochs={epochs}",
            f"trainer.patience={epochs}", f"trainer.batch_size={batch}", f"trainer.eval_batch_size={eval_batch}",
            f"trainer.threads={threads}", f"tracking.uri=sqlite:///{store}/mlflow.db", f"tracking.artifact_location={store}/mlruns",
            "tracking.log_model=false", "tracking.system_metrics=false", "tracking.calibration=false",
@@ -496,6 +569,21 @@ def torch_race(args, work: Path, env: dict, counts: dict) -> None:
                  f"{b / a:.2f}x" if key in ("train_rate", "last_train_rate", "decode_rate", "rss") else
                  f"{100 * (b - a):+.1f} points")
         print(f"| {name} | {fmt.format(a)} | {fmt.format(b)} | {ratio} |")
+    if not args.transformer:
+        decoding_profile(args, work, results["PyTorch"][-1]["decode_parts"])
+
+
+def decoding_profile(args, work: Path, torch_parts: dict) -> None:
+    """--torch: where each side's decoding of the test set goes (seconds per part, best of 3 passes each;
+    PyTorch's from its last round, seqlab's here, after the race, on the race's model built untrained)."""
+    ours = seqlab_decode_profile(work, args.eval_batch, args.threads)
+    print()
+    print(f"Where decoding the test set goes (s, best of 3; batches of {args.eval_batch}):")
+    print()
+    print("| part | plain PyTorch + pytorch-crf | seqlab | seqlab vs PyTorch |")
+    print("|---|---|---|---|")
+    for part, theirs in torch_parts.items():
+        print(f"| {part} | {theirs:.3f} | {ours[part]:.3f} | {theirs / max(ours[part], 1e-9):.2f}x |")
 
 
 if __name__ == "__main__":

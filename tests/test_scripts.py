@@ -16,7 +16,7 @@ SMOKES = {
     "bench_jit.py": ([], "| cnn | crf | decode | graph |"),
     "bench_memory.py": ([], "| data.limit=40"),
     "bench_overhead.py": ([], "seqlab train / bare"),
-    "bench_peers.py": (["--torch"], "seqlab done"),
+    "bench_peers.py": (["--torch"], "| CRF Viterbi |"),  # the race and where decoding goes
     "bench_scaling.py": ([], "| all |"),
     "bench_tuner_memory.py": ([], "RSS after trial"),
     "plot_f1_over_time.py": ([], "test entity_f1 >= 0.85: epoch 3"),
