@@ -75,9 +75,10 @@ def test_tagger_trains_saves_and_reloads_with_identical_predictions(tmp_path, he
 @pytest.mark.parametrize("head, jit, encoder", [("crf", False, ENCODER), ("softmax", False, ENCODER),
                                                 pytest.param("crf", True, dict(name="cnn", layers=1, filters=6, kernel_size=3),
                                                              marks=pytest.mark.slow)])  # XLA compiles: 7 s
-def test_dev_scoring_in_one_pass_gives_evaluates_loss_and_the_decoders_tags(head, jit, encoder):
+def test_dev_scoring_in_one_pass_gives_evaluates_loss_and_the_decoders_tags(head, jit, encoder, monkeypatch):
     """Tagger.evaluate_and_tag_ids (one forward pass per dev batch) against Keras' evaluate and tag_ids (two):
     the same mean loss and the same tag ids per sentence, empty sentences and the input order included."""
+    monkeypatch.setattr("seqlab.model.backend.XLA_MIN_BATCH", 1)  # with jit, these small batches under XLA too
     from seqlab.data import embedded
     from seqlab.data.corpus import Sentence
     from seqlab.model.backend import as_dataset
@@ -98,3 +99,20 @@ def test_dev_scoring_in_one_pass_gives_evaluates_loss_and_the_decoders_tags(head
     expected = model.tag_ids(tokens, 6)
     assert [len(row) for row in ids] == [len(s) for s in tokens]
     assert all(np.array_equal(a, b) for a, b in zip(ids, expected))
+
+
+def test_under_xla_small_batches_run_in_the_plain_graph_and_tag_the_same(monkeypatch):
+    """A compiled function under XLA sends batches of fewer than XLA_MIN_BATCH sentences to the plain graph
+    (one trace for every shape: no compilation per request size or length), larger ones to XLA; the tags agree."""
+    from seqlab.model import backend
+
+    monkeypatch.setattr(backend, "XLA_MIN_BATCH", 4)
+    model = build_tagger(small_task(), WORDS, dict(name="cnn", layers=1, filters=6, kernel_size=3),
+                         {"name": "crf", "constrained": True}, jit_compile=True)
+    decode = backend.compiled_function(model, model.decode_inputs, xla=True)
+    sentences = [["w1", "w2", "w3"], ["w4"], ["w5", "w6"], ["w7", "w8", "w9", "w10", "w11"]]
+    one_by_one = [decode(model.task.encode_tokens([s]))[0, : len(s)] for s in sentences]  # B = 1, four lengths
+    assert (decode.graph.experimental_get_tracing_count(), decode.compiled.experimental_get_tracing_count()) == (1, 0)
+    together = decode(model.task.encode_tokens(sentences))  # B = 4: XLA, padded to a bucket length
+    assert decode.compiled.experimental_get_tracing_count() == 1
+    assert [row[: len(s)].tolist() for row, s in zip(together, sentences)] == [row.tolist() for row in one_by_one]

@@ -145,7 +145,7 @@ def tiny_transformer_cfg(tmp_path, preset, head, *extra):
 @pytest.mark.slow  # 15-20 s: a keras-hub backbone built, trained a step, saved and reloaded
 @pytest.mark.parametrize("head, extra", [("crf", ()), ("softmax", ("encoder.trainable=false", "encoder.pooling=mean"))])
 def test_a_transformer_tagger_gives_one_tag_per_word_whatever_the_subtokens_and_reloads(tmp_path, tiny_preset, head,
-                                                                                          extra):
+                                                                                          extra, monkeypatch):
     from seqlab.jobs.pipeline import prepare
     from seqlab.model.backend import compiled_decoder
     from seqlab.saving import load_tagger
@@ -168,6 +168,7 @@ def test_a_transformer_tagger_gives_one_tag_per_word_whatever_the_subtokens_and_
     assert inputs["subwords"].shape[1] > 1 and sorted(set(inputs["piece_word"].ravel()) - {-1}) == list(range(600))
     # The XLA decoder (trainer.jit_compile=auto's choice for a transformer on a CPU: subtokens padded to buckets)
     # tags exactly as the plain graph does.
+    monkeypatch.setattr("seqlab.model.backend.XLA_MIN_BATCH", 1)  # these few sentences under XLA too
     xla = task.decode_with(compiled_decoder(model, xla=True), sentences, 256)
     assert [t.tolist() for t in xla] == [t.tolist() for t in model.tag_ids(sentences)]
     model.save(tmp_path / "tagger.keras")

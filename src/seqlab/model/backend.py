@@ -59,6 +59,13 @@ def pad_inputs(x: dict, y=None):
     return out if y is None else (out, pad_to_bucket(y)[0])
 
 
+# Under XLA, batches of fewer sentences run in the plain graph: XLA compiles every new (batch, padded length)
+# shape, 3-6 s for a MiniLM tagger, which pays back only over many sentences. A run's latency figures (one
+# sentence at a time) compiled a MiniLM tagger once per length bucket, 33 s of a 110 s run, and a service
+# would stall seconds on each new request size (docs/benchmarks.md, 2026-12-03).
+XLA_MIN_BATCH = 64
+
+
 def compiled_decoder(model, xla: bool = False):
     """inputs dict -> decoded tag ids (numpy int32 [B, T]), compiled once for (nearly) every batch shape.
 
@@ -66,7 +73,7 @@ def compiled_decoder(model, xla: bool = False):
     shapes; on TensorFlow a fixed signature with unknown dimensions avoids that
     (one trace: `compiled_function`). XLA, and JAX, compile once per concrete
     shape, so there inputs are padded to bucket sizes and the output cropped
-    back. `xla`: TensorFlow only.
+    back. `xla`: TensorFlow only, for batches of at least XLA_MIN_BATCH sentences.
     """
     if not is_tensorflow():
         def decode(x):
@@ -82,12 +89,27 @@ def compiled_function(model, method, xla: bool = False, tags: bool = False):
     """inputs dict -> method(inputs) (a tensor, or a tuple of them) as numpy; with `tags` (TensorFlow only:
     the other backends score dev with Keras' evaluate), (inputs, tags int32 [B, T]) -> method(inputs, tags).
 
-    TensorFlow: traced once with unknown batch, time and word-length dimensions (under `xla` the inputs are
-    padded to bucket sizes). Other backends run `method` as it is, on inputs padded to bucket sizes. The
-    outputs keep the padded time axis: callers crop each row to its sentence.
+    TensorFlow: traced once with unknown batch, time and word-length dimensions; under `xla`, batches of at
+    least XLA_MIN_BATCH sentences (read at each call) run compiled by XLA instead, their inputs padded to
+    bucket sizes (each function is traced on its first call only). Other backends run `method` as it is, on inputs padded to
+    bucket sizes. The outputs keep the padded time axis: callers crop each row to its sentence.
     """
     if not is_tensorflow():
         return lambda x: keras.tree.map_structure(keras.ops.convert_to_numpy, method(pad_inputs(x)))
+    graph = _traced(model, method, False, tags)
+    if not xla:
+        return graph
+    compiled = _traced(model, method, True, tags)
+
+    def run(x, *y):
+        return (compiled if len(x["words"]) >= XLA_MIN_BATCH else graph)(x, *y)
+
+    run.graph, run.compiled = graph.function, compiled.function  # their tracing counts, for tests
+    return run
+
+
+def _traced(model, method, xla: bool, tags: bool):
+    """`method` as one tf.function of unknown dimensions (`xla`: compiled by XLA, on inputs padded to buckets)."""
     import tensorflow as tf
 
     signature = [input_signature(model.task.input_names)] + ([tf.TensorSpec((None, None), tf.int32)] if tags else [])
@@ -99,8 +121,11 @@ def compiled_function(model, method, xla: bool = False, tags: bool = False):
     fn._omit_frequent_tracing_warning = True
     pad = pad_inputs if xla else (lambda x, y=None: x if y is None else (x, y))
     if tags:
-        return lambda x, y: tf.nest.map_structure(lambda t: t.numpy(), fn(*pad(x, y)))
-    return lambda x: tf.nest.map_structure(lambda t: t.numpy(), fn(pad(x)))
+        run = lambda x, y: tf.nest.map_structure(lambda t: t.numpy(), fn(*pad(x, y)))  # noqa: E731
+    else:
+        run = lambda x: tf.nest.map_structure(lambda t: t.numpy(), fn(pad(x)))  # noqa: E731
+    run.function = fn
+    return run
 
 
 class PaddedBatches(keras.utils.PyDataset):

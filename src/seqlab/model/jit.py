@@ -23,7 +23,11 @@ CPU, except behind a transformer (DECODE_XLA_FASTER_ON_CPU): its compiled
 decoder tagged 1.3-1.4x faster than the plain graph's once compiled, its first
 pass 0-28% slower for 3-6 s of compiling (MiniLM-L6, 2,000 sentences in batches
 of 256, `scripts/bench_jit.py --encoders transformer --decode-only`, 2026-12-02):
-a run decodes dev every epoch and then test, so it pays from the second pass. Its
+dev scoring runs the same shapes every epoch, so it pays from the second epoch.
+Batches of fewer than seqlab.model.backend.XLA_MIN_BATCH sentences (single
+requests, a run's latency figures) run in the plain graph even then: XLA would
+compile each new shape for seconds (33 s of one-sentence shapes in a 110 s MiniLM
+run, 2026-12-03) to tag them ~1.25x faster. Its
 whole training step under XLA was 1.5x slower after ~150 s of compiling, so it
 trains in the graph. On a GPU `auto` compiles everything (Keras' own choice there). JAX always compiles (jax.jit);
 PyTorch runs eagerly (torch.compile is not used).
