@@ -23,11 +23,13 @@ CPU, except behind a transformer (DECODE_XLA_FASTER_ON_CPU): its compiled
 decoder tagged 1.3-1.4x faster than the plain graph's once compiled, its first
 pass 0-28% slower for 3-6 s of compiling (MiniLM-L6, 2,000 sentences in batches
 of 256, `scripts/bench_jit.py --encoders transformer --decode-only`, 2026-12-02):
-dev scoring runs the same shapes every epoch, so it pays from the second epoch.
-Batches of fewer than seqlab.model.backend.XLA_MIN_BATCH sentences (single
-requests, a run's latency figures) run in the plain graph even then: XLA would
-compile each new shape for seconds (33 s of one-sentence shapes in a 110 s MiniLM
-run, 2026-12-03) to tag them ~1.25x faster. Its
+so `auto` compiles its dev scoring, which runs the same shapes every epoch and
+pays from the second; one-off passes (a run's test and calibration passes, a
+user's `tag` calls) stay in the graph. Wherever decoding runs under XLA, batches
+of fewer than seqlab.model.backend.XLA_MIN_BATCH sentences (single requests,
+latency figures) run in the plain graph: XLA would compile each new shape for
+seconds (33 s of one-sentence shapes in a 110 s MiniLM run, 2026-12-03) to tag
+them ~1.25x faster. Its
 whole training step under XLA was 1.5x slower after ~150 s of compiling, so it
 trains in the graph. On a GPU `auto` compiles everything (Keras' own choice there). JAX always compiles (jax.jit);
 PyTorch runs eagerly (torch.compile is not used).
@@ -42,14 +44,16 @@ import keras
 
 from seqlab.config import jit_setting
 
-PHASES = ("train", "decode")
+PHASES = ("train", "dev", "decode")  # dev: dev scoring, every epoch on the same batches; decode: the rest
 
 # scripts/bench_jit.py --heads crf, 2026-11-26 (after the plain graph's CRF loss stopped collecting every
 # step's alphas, which made BiLSTM-CRF training 1.7x faster there): encoders behind which the CRF's
 # XLA-compiled loss trained the steady epoch >= 10% faster than the plain graph's.
 CRF_LOSS_XLA_FASTER_ON_CPU = frozenset({"cnn", "bigru"})
 # scripts/bench_jit.py --decode-only, 2026-12-02 (docs/benchmarks.md, "The transformer tagger ..."): encoders
-# whose whole decoder under XLA tagged >= 10% faster on a CPU than the plain graph once compiled.
+# whose whole decoder under XLA tagged >= 10% faster on a CPU than the plain graph once compiled. Their first
+# pass was 14-28% slower (compiling every shape), so `auto` compiles only dev scoring, which runs the same
+# batches every epoch; a run's test and calibration passes, and a user's `tag` calls, run in the graph.
 DECODE_XLA_FASTER_ON_CPU = frozenset({"transformer"})
 
 
@@ -60,7 +64,8 @@ def _tf_has_gpu() -> bool:
 
 
 def use_xla(setting, encoder: str, head: str, phase: str) -> bool:
-    """Whether `phase` ("train" or "decode") of an (encoder, head) tagger runs under XLA on this backend."""
+    """Whether `phase` ("train", "dev" or "decode": PHASES) of an (encoder, head) tagger runs under XLA on
+    this backend."""
     setting = jit_setting(setting)
     backend = keras.backend.backend()
     if backend == "jax":
@@ -69,7 +74,7 @@ def use_xla(setting, encoder: str, head: str, phase: str) -> bool:
         return False
     if setting != "auto":
         return setting
-    if phase == "decode" and encoder in DECODE_XLA_FASTER_ON_CPU:
+    if phase == "dev" and encoder in DECODE_XLA_FASTER_ON_CPU:
         return True
     return _tf_has_gpu()  # on a CPU the whole step under XLA never measured faster (above)
 

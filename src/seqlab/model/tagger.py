@@ -137,7 +137,7 @@ class Tagger(keras.Model):
         return predict_step(self, *args)
 
     def uses_xla(self, phase: str) -> bool:
-        """Whether `phase` ("train" or "decode") runs under XLA, as trainer.jit_compile resolves here."""
+        """Whether `phase` ("train", "dev" scoring or "decode") runs under XLA, as trainer.jit_compile resolves here."""
         return use_xla(self.jit_setting, self.encoder_config["name"], self.head_config["name"], phase)
 
     # -------------------------------------------------------------- tagging
@@ -165,7 +165,7 @@ class Tagger(keras.Model):
             return self.evaluate_loss(as_dataset(batches)), self.tag_ids(sentences, batches.batch_size)
         if "loss_and_decode" not in self._scorers:
             self._scorers["loss_and_decode"] = compiled_function(self, self.loss_and_decode_inputs,
-                                                                 self.uses_xla("decode"), tags=True)
+                                                                 self.uses_xla("dev"), tags=True)
         run = self._scorers["loss_and_decode"]
         total, count = 0.0, 0
         out: list[np.ndarray] = [np.zeros(0, np.int32)] * len(sentences)
