@@ -91,8 +91,8 @@ def compiled_function(model, method, xla: bool = False, tags: bool = False):
 
     TensorFlow: traced once with unknown batch, time and word-length dimensions; under `xla`, batches of at
     least XLA_MIN_BATCH sentences (read at each call) run compiled by XLA instead, their inputs padded to
-    bucket sizes (each function is traced on its first call only). Other backends run `method` as it is, on inputs padded to
-    bucket sizes. The outputs keep the padded time axis: callers crop each row to its sentence.
+    bucket sizes (each function is traced on its first call only). Other backends run `method` as it is, on
+    inputs padded to bucket sizes. The outputs keep the padded time axis: callers crop each row to its sentence.
     """
     if not is_tensorflow():
         return lambda x: keras.tree.map_structure(keras.ops.convert_to_numpy, method(pad_inputs(x)))
