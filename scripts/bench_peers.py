@@ -288,7 +288,7 @@ def torch_reference(work: Path, epochs: int, batch: int, eval_batch: int, thread
 
 
 def seqlab_decode_profile(work: Path, eval_batch: int, threads: int) -> dict:
-    """--torch --profile: where seqlab's decoding of the test set goes, part by part, as `pipeline.evaluate`
+    """--torch: where seqlab's decoding of the test set goes, part by part, as `pipeline.evaluate`
     decodes it (`Tagger.tag_ids`, then tag strings), on the race's model untrained (the work does not depend on
     the weights). Seconds per part, best of 3 passes. Runs in this process, once the race is over."""
     import time
